@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Seedling's one entry point: install what is missing, fetch and verify the models
+# and data, build, serve, test and evaluate.
+#
+#   ./build.sh serve            build everything and serve the page on 127.0.0.1 (PORT, default 8080)
+#   ./build.sh test             every test: native (cargo) and browser (headless Chromium)
+#   ./build.sh eval [--tasks gsm8k,embed] [--limit N] [--max-new-tokens N] [--out FILE]
+#                               run the main job in headless Chromium and write a JSON report
+#   ./build.sh fetch            fetch and verify the default models and data only
+#   ./build.sh build            build the native CLI and the page, without serving
+set -euo pipefail
+
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+PORT=${PORT:-8080}
+WASM_TARGET=wasm32-unknown-unknown
+
+log() { printf '\033[1m[build]\033[0m %s\n' "$*" >&2; }
+die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found; install $* with your package manager"
+    log "installing $* with apt-get"
+    if [ ! -f /tmp/.seedling-apt-updated ]; then
+        apt-get update -qq && touch /tmp/.seedling-apt-updated
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null || die "cargo not found; install Rust with rustup (https://rustup.rs)"
+    if ! rustup target list --installed | grep -qx "$WASM_TARGET"; then
+        log "adding the rustup target $WASM_TARGET"
+        rustup target add "$WASM_TARGET"
+    fi
+}
+
+# The version of wasm-bindgen in Cargo.lock; the CLI must match it exactly.
+wasm_bindgen_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+ensure_wasm_bindgen() {
+    local want
+    want=$(wasm_bindgen_version)
+    [ -n "$want" ] || die "wasm-bindgen is missing from Cargo.lock"
+    if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$want" ]; then
+        log "installing wasm-bindgen-cli $want (about 3 minutes on 2 cores)"
+        cargo install -q wasm-bindgen-cli --version "$want"
+    fi
+}
+
+ensure_node_packages() {
+    command -v npm >/dev/null || apt_install nodejs npm
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        log "installing npm packages from package-lock.json"
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
+}
+
+ensure_chromium() {
+    command -v chromium >/dev/null || apt_install chromium
+}
+
+fetch_assets() {
+    python3 scripts/fetch_assets.py "$@"
+}
+
+build_native() {
+    log "building the native CLI"
+    cargo build --release --locked
+}
+
+build_wasm() {
+    ensure_rust
+    ensure_wasm_bindgen
+    ensure_node_packages
+    log "building the wasm module (+simd128)"
+    cargo build --release --locked --lib --target "$WASM_TARGET"
+    local wasm="target/$WASM_TARGET/release/seedling.wasm"
+    if [ ! -f www/pkg/seedling_bg.wasm ] || [ "$wasm" -nt www/pkg/seedling_bg.wasm ]; then
+        log "generating JavaScript bindings and optimizing the wasm"
+        wasm-bindgen --target web --no-typescript --out-dir www/pkg "$wasm"
+        node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+            --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+            www/pkg/seedling_bg.wasm -o www/pkg/seedling_bg.wasm
+    fi
+}
+
+build_all() {
+    ensure_rust
+    fetch_assets
+    build_native
+    build_wasm
+}
+
+# Starts the page server on a free port; sets SERVER_PID and SERVER_URL.
+start_server() {
+    local log_file
+    log_file=$(mktemp)
+    python3 scripts/serve.py --port 0 --quiet >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 50); do
+        SERVER_URL=$(grep -o 'http://127.0.0.1:[0-9]*/' "$log_file" || true)
+        [ -n "$SERVER_URL" ] && return 0
+        sleep 0.1
+    done
+    cat "$log_file" >&2
+    die "the page server did not start"
+}
+
+stop_server() {
+    if [ -n "${SERVER_PID:-}" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+
+command_test() {
+    local started=$SECONDS
+    build_all
+    ensure_chromium
+
+    log "native tests"
+    cargo test --release --locked 2>&1 | tee /tmp/seedling-cargo-test.log
+    local native_summary
+    native_summary=$(grep -E '^test result:' /tmp/seedling-cargo-test.log | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
+
+    log "browser tests (headless Chromium)"
+    trap stop_server EXIT
+    start_server
+    SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/
+    stop_server
+
+    log "native: $native_summary; browser: see above; wall time $((SECONDS - started)) s"
+}
+
+command_eval() {
+    build_all
+    ensure_chromium
+    trap stop_server EXIT
+    start_server
+    SEEDLING_URL=$SERVER_URL node scripts/eval_in_browser.mjs "$@"
+}
+
+command_serve() {
+    build_all
+    log "serving; stop with Ctrl-C"
+    exec python3 scripts/serve.py --port "$PORT"
+}
+
+case "${1:-}" in
+    serve) shift; command_serve "$@" ;;
+    test) shift; command_test "$@" ;;
+    eval) shift; command_eval "$@" ;;
+    fetch) shift; fetch_assets "$@" ;;
+    build) shift; build_all ;;
+    *)
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        [ -z "${1:-}" ] && exit 0
+        die "unknown command ${1}"
+        ;;
+esac

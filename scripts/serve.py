@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Serve the page on 127.0.0.1: `www/` at `/`, plus `models/` and `data/` beside it.
+
+Sends the headers the page needs: `application/wasm` for WebAssembly, cross-origin
+isolation (COOP/COEP) so a later multi-threaded build can use SharedArrayBuffer,
+and `no-cache` so a rebuilt page is picked up on reload.
+"""
+
+import argparse
+import http.server
+import sys
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MOUNTS = {"/models/": ROOT / "models", "/data/": ROOT / "data"}
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".json": "application/json",
+        ".jsonl": "application/x-ndjson",
+        ".gguf": "application/octet-stream",
+        ".safetensors": "application/octet-stream",
+    }
+
+    def translate_path(self, path):
+        clean = path.split("?", 1)[0].split("#", 1)[0]
+        for prefix, folder in MOUNTS.items():
+            if clean.startswith(prefix):
+                target = (folder / clean[len(prefix):]).resolve()
+                # Refuse paths that climb out of the mounted folder.
+                if folder.resolve() in target.parents or target == folder.resolve():
+                    return str(target)
+                return str(ROOT / "www" / "__not_found__")
+        return super().translate_path(path)
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    args = parser.parse_args()
+
+    handler = partial(Handler, directory=str(ROOT / "www"))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as error:
+        print(f"serve: cannot listen on 127.0.0.1:{args.port}: {error}. "
+              f"Pick another port with PORT=8081 ./build.sh serve", file=sys.stderr)
+        return 1
+    server.verbose = not args.quiet
+    print(f"Seedling is served at http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+//! Device energy and carbon estimates from measured time, a power profile and a grid intensity.
+//!
+//! Every figure comes from a data file under `data/energy/` whose rows carry a source
+//! and a date; the files are compiled into the crate so the page and the CLI use the
+//! same numbers.
+
+pub mod estimate;
+pub mod tables;
+
+pub use estimate::{estimate_device, Band, DeviceEnergy};
+pub use tables::{
+    grid_intensities, power_profiles, published_figures, GridIntensity, PowerProfile,
+    PublishedFigure,
+};

@@ -1,0 +1,353 @@
+//! `seedling`: the native command-line tool, on the same engine as the page.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use anyhow::{bail, Context};
+    use clap::{Parser, Subcommand};
+    use seedling::data::{gsm8k, seeded_subset, uci_sentiment};
+    use seedling::eval::{self, EvalSettings, RunParts};
+    use seedling::manifest::defaults;
+    use seedling::models::llama::GenerateOptions;
+    use seedling::models::sampling::Sampling;
+    use seedling::native::{self, Defaults};
+    use seedling::report::{ModelRecord, Runtime};
+
+    #[derive(Parser)]
+    #[command(
+        name = "seedling",
+        version,
+        about = "Run small language models on this device and estimate their energy and carbon"
+    )]
+    struct Cli {
+        /// Repository root holding models/ and data/ (found from the current folder by default).
+        #[arg(long, global = true)]
+        root: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Print sentence embeddings as JSON lines.
+        Embed {
+            /// Texts to embed; one embedding per text.
+            #[arg(required = true)]
+            texts: Vec<String>,
+            /// A sentence-transformers folder or base URL instead of the default all-MiniLM-L6-v2.
+            #[arg(long)]
+            model: Option<String>,
+            /// Token limit including special tokens (default: the model's max_seq_length, 256 for MiniLM; at most 512).
+            #[arg(long)]
+            max_length: Option<usize>,
+        },
+        /// Generate a reply to a prompt with the chat model.
+        Generate {
+            prompt: String,
+            /// A GGUF file path or URL instead of the default SmolLM2-135M-Instruct.
+            #[arg(long)]
+            model: Option<String>,
+            /// Expected SHA-256 of --model; loading stops on a mismatch.
+            #[arg(long)]
+            sha256: Option<String>,
+            #[arg(long, default_value_t = 128)]
+            max_new_tokens: usize,
+            /// Sampling temperature; 0 means greedy.
+            #[arg(long, default_value_t = 0.0)]
+            temperature: f32,
+            /// Nucleus sampling threshold, used when temperature > 0.
+            #[arg(long, default_value_t = 0.95)]
+            top_p: f32,
+            /// Seed for sampling, used when temperature > 0.
+            #[arg(long, default_value_t = 2026)]
+            seed: u64,
+            /// Send the prompt as is, without the chat template.
+            #[arg(long)]
+            raw: bool,
+        },
+        /// Run the main job and write a JSON report.
+        Eval {
+            /// Comma-separated tasks: gsm8k, embed.
+            #[arg(long, default_value = "gsm8k,embed", value_delimiter = ',')]
+            tasks: Vec<String>,
+            /// Items per task.
+            #[arg(long, default_value_t = 5)]
+            limit: usize,
+            #[arg(long, default_value_t = 2026)]
+            seed: u64,
+            #[arg(long, default_value_t = 256)]
+            max_new_tokens: usize,
+            /// Power profile id from data/energy/power_profiles.csv.
+            #[arg(long)]
+            profile: Option<String>,
+            /// Grid code from data/energy/grid_intensity.csv.
+            #[arg(long)]
+            grid: Option<String>,
+            /// Report path.
+            #[arg(long, default_value = "report.json")]
+            out: PathBuf,
+        },
+    }
+
+    pub fn main() -> ExitCode {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        let cli = Cli::parse();
+        match run(cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn root(cli_root: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+        match cli_root {
+            Some(root) => Ok(root.clone()),
+            None => Ok(native::find_root()?),
+        }
+    }
+
+    fn run(cli: Cli) -> anyhow::Result<()> {
+        match &cli.command {
+            Command::Embed {
+                texts,
+                model,
+                max_length,
+            } => {
+                let mut encoder = match model {
+                    Some(source) => native::load_encoder_from(source)?,
+                    None => Defaults::open(&root(&cli.root)?)?.encoder()?.0,
+                };
+                if let Some(max_length) = max_length {
+                    encoder.set_max_length(*max_length)?;
+                }
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let embeddings = pollster::block_on(encoder.embed(&refs))?;
+                let mut stdout = std::io::stdout().lock();
+                for (text, embedding) in texts.iter().zip(embeddings) {
+                    if embedding.truncated {
+                        eprintln!(
+                            "warning: text truncated from {} to {} tokens (max_length {})",
+                            embedding.tokens_untruncated,
+                            embedding.token_ids.len(),
+                            encoder.max_length()
+                        );
+                    }
+                    let line = serde_json::json!({ "text": text, "embedding": embedding });
+                    writeln!(stdout, "{line}")?;
+                }
+            }
+            Command::Generate {
+                prompt,
+                model,
+                sha256,
+                max_new_tokens,
+                temperature,
+                top_p,
+                seed,
+                raw,
+            } => {
+                let llm = match model {
+                    Some(source) => native::load_llm_from(source, sha256.as_deref())?,
+                    None => Defaults::open(&root(&cli.root)?)?.llm()?.0,
+                };
+                let rendered = if *raw {
+                    prompt.clone()
+                } else {
+                    llm.chat_prompt(None, prompt)?
+                };
+                let ids = llm.tokenizer().encode_prompt(&rendered)?;
+                let sampling = if *temperature > 0.0 {
+                    Sampling::Random {
+                        temperature: *temperature,
+                        top_p: *top_p,
+                        seed: *seed,
+                    }
+                } else {
+                    Sampling::Greedy
+                };
+                let options = GenerateOptions {
+                    max_new_tokens: *max_new_tokens,
+                    sampling,
+                    stop_at_eos: true,
+                };
+                let generation = pollster::block_on(llm.generate(&ids, &options, |_| {}))?;
+                println!("{}", generation.text);
+                eprintln!(
+                    "prompt {} tokens, generated {} tokens, prefill {:.0} ms, decode {:.1} tokens/s, stop: {:?}",
+                    generation.prompt_tokens,
+                    generation.token_ids.len(),
+                    generation.prefill_ms,
+                    generation.decode_tokens_per_second().unwrap_or(0.0),
+                    generation.stop_reason
+                );
+            }
+            Command::Eval {
+                tasks,
+                limit,
+                seed,
+                max_new_tokens,
+                profile,
+                grid,
+                out,
+            } => {
+                run_eval(
+                    &root(&cli.root)?,
+                    tasks,
+                    *limit,
+                    *seed,
+                    *max_new_tokens,
+                    profile.as_deref(),
+                    grid.as_deref(),
+                    out,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_eval(
+        root: &std::path::Path,
+        tasks: &[String],
+        limit: usize,
+        seed: u64,
+        max_new_tokens: usize,
+        profile: Option<&str>,
+        grid: Option<&str>,
+        out: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        for task in tasks {
+            if !["gsm8k", "embed"].contains(&task.as_str()) {
+                bail!("unknown task {task:?}; available: gsm8k, embed");
+            }
+        }
+        let defaults = Defaults::open(root)?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let settings = EvalSettings {
+            limit,
+            seed,
+            max_new_tokens,
+            threads_used: threads,
+            device_threads: threads,
+        };
+        let (profile, grid) = eval::energy_context(profile, grid)?;
+        let mut models = Vec::new();
+        let mut datasets = Vec::new();
+        let mut results = Vec::new();
+        let mut embeddings = None;
+
+        if tasks.iter().any(|t| t == "gsm8k") {
+            let (llm, record) = defaults.llm()?;
+            models.push(ModelRecord {
+                name: "SmolLM2-135M-Instruct".into(),
+                files: vec![record],
+            });
+            let (bytes, record) = defaults.data_file(defaults::GSM8K)?;
+            datasets.push(record);
+            let all = gsm8k::parse(
+                defaults::GSM8K,
+                std::str::from_utf8(&bytes).context("GSM8K file is not UTF-8")?,
+            )?;
+            let items: Vec<_> = seeded_subset(all.len(), limit, seed)
+                .into_iter()
+                .map(|i| all[i].clone())
+                .collect();
+            let total = items.len();
+            let mut done = 0;
+            let result = pollster::block_on(eval::run_gsm8k(
+                &llm,
+                "SmolLM2-135M-Instruct",
+                &items,
+                &settings,
+                &profile,
+                &grid,
+                |record| {
+                    done += 1;
+                    eprintln!(
+                        "gsm8k {done}/{total} {} predicted {:?}, reference {} ({:.1} s)",
+                        record.id,
+                        record.prediction,
+                        record.reference,
+                        record.latency_ms / 1000.0
+                    );
+                },
+            ))?;
+            results.push(result);
+        }
+
+        if tasks.iter().any(|t| t == "embed") {
+            let (encoder, files) = defaults.encoder()?;
+            models.push(ModelRecord {
+                name: "all-MiniLM-L6-v2".into(),
+                files,
+            });
+            let mut all = Vec::new();
+            for (source, dest) in defaults::UCI_SOURCES {
+                let (bytes, record) = defaults.data_file(dest)?;
+                datasets.push(record);
+                all.extend(uci_sentiment::parse(
+                    dest,
+                    source,
+                    std::str::from_utf8(&bytes).context("UCI file is not UTF-8")?,
+                )?);
+            }
+            let items: Vec<_> = seeded_subset(all.len(), limit, seed)
+                .into_iter()
+                .map(|i| all[i].clone())
+                .collect();
+            embeddings = Some(pollster::block_on(eval::run_embeddings(
+                &encoder,
+                "all-MiniLM-L6-v2",
+                &items,
+                &settings,
+                &profile,
+                &grid,
+                |_| {},
+            ))?);
+        }
+
+        let runtime = Runtime {
+            target: "native".into(),
+            backend: "cpu".into(),
+            threads_used: threads,
+            device_threads: threads,
+            user_agent: None,
+        };
+        let report = eval::assemble_report(RunParts {
+            runtime,
+            settings,
+            models,
+            datasets,
+            tasks: results,
+            embeddings,
+            profile,
+            grid,
+        })?;
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+        println!("{}", report.summary_table());
+        println!("report written to {}", out.display());
+        Ok(())
+    }
+}

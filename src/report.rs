@@ -1,0 +1,159 @@
+//! The JSON report written by the page and the CLI: one record per item, per-task
+//! aggregates, the energy estimate and everything needed to reproduce the run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::energy::{DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
+
+pub const SCHEMA: &str = "seedling-report/1";
+
+/// A file that went into the run, identified by its SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub files: Vec<FileRecord>,
+}
+
+/// The platform and backend of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Runtime {
+    /// `wasm32` in the browser, `native` for the CLI.
+    pub target: String,
+    /// Backend that produced the numbers, e.g. `cpu`.
+    pub backend: String,
+    pub threads_used: usize,
+    pub device_threads: usize,
+    pub user_agent: Option<String>,
+}
+
+/// One evaluated item.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemRecord {
+    pub id: String,
+    pub input: String,
+    pub output: String,
+    pub prediction: Option<String>,
+    pub reference: String,
+    pub score: f64,
+    pub latency_ms: f64,
+    pub prefill_ms: f64,
+    pub tokens_in: usize,
+    pub tokens_out: usize,
+    pub decode_tokens_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskResult {
+    pub task: String,
+    pub model: String,
+    pub prompt_version: String,
+    pub metric: String,
+    /// Mean of the item scores.
+    pub score: f64,
+    pub items: Vec<ItemRecord>,
+    pub seconds: f64,
+    pub energy: DeviceEnergy,
+}
+
+/// One embedded sentence (not scored: shows what the encoder does and how fast).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingRecord {
+    pub id: String,
+    pub text: String,
+    pub tokens: usize,
+    pub truncated: bool,
+    pub latency_ms: f64,
+    /// The first values of the 384-dimensional vector.
+    pub head: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingRun {
+    pub model: String,
+    pub items: Vec<EmbeddingRecord>,
+    pub seconds: f64,
+    pub energy: DeviceEnergy,
+}
+
+/// Published per-prompt figures for hosted LLMs, shown beside the small model's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contrast {
+    pub figure: PublishedFigure,
+    /// Published Wh per prompt divided by the small model's Wh per item (central estimates).
+    pub energy_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub seedling_version: &'static str,
+    pub created_unix_ms: u64,
+    pub runtime: Runtime,
+    pub seed: u64,
+    pub limit: usize,
+    pub max_new_tokens: usize,
+    pub models: Vec<ModelRecord>,
+    pub datasets: Vec<FileRecord>,
+    pub tasks: Vec<TaskResult>,
+    pub embeddings: Option<EmbeddingRun>,
+    pub profile: PowerProfile,
+    pub grid: GridIntensity,
+    pub hosted_reference: Vec<Contrast>,
+}
+
+impl Report {
+    /// Formats the per-task results as a plain-text table.
+    pub fn summary_table(&self) -> String {
+        let mut lines = vec![format!(
+            "{:<10} {:<24} {:>5} {:>8} {:>12} {:>22} {:>14}",
+            "task", "model", "items", "score", "s/item", "Wh/item (low-high)", "gCO2e/item"
+        )];
+        for task in &self.tasks {
+            let items = task.items.len().max(1);
+            let wh = task.energy.attributional_wh_per_item;
+            lines.push(format!(
+                "{:<10} {:<24} {:>5} {:>8.3} {:>12.2} {:>22} {:>14.6}",
+                task.task,
+                task.model,
+                task.items.len(),
+                task.score,
+                task.seconds / items as f64,
+                format!("{:.5} ({:.5}-{:.5})", wh.estimate, wh.low, wh.high),
+                task.energy.g_co2e_per_item.estimate,
+            ));
+        }
+        if let Some(run) = &self.embeddings {
+            let items = run.items.len().max(1);
+            lines.push(format!(
+                "{:<10} {:<24} {:>5} {:>8} {:>12.3} {:>22} {:>14.8}",
+                "embed",
+                run.model,
+                run.items.len(),
+                "-",
+                run.seconds / items as f64,
+                format!("{:.7}", run.energy.attributional_wh_per_item.estimate),
+                run.energy.g_co2e_per_item.estimate,
+            ));
+        }
+        for contrast in &self.hosted_reference {
+            lines.push(format!(
+                "hosted reference: {} {} Wh/prompt ({}){}",
+                contrast.figure.label,
+                contrast.figure.wh_per_prompt,
+                contrast.figure.published,
+                contrast
+                    .energy_ratio
+                    .map(|r| format!(", {r:.0}x the small model's Wh/item"))
+                    .unwrap_or_default()
+            ));
+        }
+        lines.join("\n")
+    }
+}

@@ -1,0 +1,3 @@
+//! Evaluation tasks: prompt templates, answer parsers and metrics.
+
+pub mod gsm8k;

@@ -1,0 +1,3 @@
+//! Tokenizers that the `tokenizers` crate does not load directly from a file.
+
+pub mod gguf;

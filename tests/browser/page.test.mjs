@@ -1,0 +1,76 @@
+// The page end to end in headless Chromium: downloads verified, real GSM8K and UCI
+// items run through both models, results shown, no console errors, nothing off-host.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openPage } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('page runs both models end to end', { timeout: 900_000 }, async () => {
+  const { context, page, problems } = await openPage(browser, '?autorun=1&tasks=gsm8k,embed&limit=1&maxNewTokens=16&lang=en');
+  await page.waitForFunction(() => window.seedling.state.report || window.seedling.state.errors.length, null, { timeout: 840_000 });
+  const state = await page.evaluate(() => window.seedling.state);
+  assert.deepEqual(state.errors, []);
+
+  const report = state.report;
+  assert.equal(report.schema, 'seedling-report/1');
+  assert.equal(report.runtime.target, 'wasm32');
+  const gsm8k = report.tasks.find((task) => task.task === 'gsm8k');
+  assert.equal(gsm8k.items.length, 1);
+  assert.ok(gsm8k.items[0].tokens_out > 0 && gsm8k.items[0].tokens_out <= 16);
+  assert.ok(gsm8k.energy.attributional_wh.estimate > 0);
+  assert.equal(report.embeddings.items.length, 1);
+  assert.equal(report.grid.code, 'WORLD');
+
+  for (const download of Object.values(state.downloads)) assert.ok(download.verified, `${download.file} verified`);
+  assert.equal(await page.locator('#gsm8k-table tbody tr').count(), 1);
+  assert.equal(await page.locator('#embed-table tbody tr').count(), 1);
+  assert.match(await page.locator('#energy').innerText(), /Wh/);
+  await page.screenshot({ path: 'test-results/page-en.png', fullPage: true });
+
+  assert.deepEqual(problems.consoleErrors, []);
+  assert.deepEqual(problems.pageErrors, []);
+  assert.deepEqual(problems.foreignRequests, []);
+  await context.close();
+});
+
+test('page switches to French', { timeout: 120_000 }, async () => {
+  const { context, page } = await openPage(browser, '?lang=fr');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'fr');
+  assert.equal(await page.locator('#run').innerText(), 'Lancer');
+  await page.selectOption('#language', 'en');
+  assert.equal(await page.locator('#run').innerText(), 'Run');
+  await context.close();
+});
+
+test('reload reads models from the cache', { timeout: 600_000 }, async () => {
+  const { context, page } = await openPage(browser);
+  await page.evaluate(() => window.seedling.load(['encoder']));
+  await page.reload();
+  await page.waitForFunction(() => window.seedling !== undefined);
+  await page.evaluate(() => window.seedling.load(['encoder']));
+  const downloads = await page.evaluate(() => Object.values(window.seedling.state.downloads));
+  assert.ok(downloads.length >= 4);
+  for (const download of downloads) assert.ok(download.cached, `${download.file} served from the Cache API`);
+  await context.close();
+});
+
+test('corrupt model file gives a clear error', { timeout: 300_000 }, async () => {
+  const { context, page, problems } = await openPage(browser);
+  await context.route('**/all-MiniLM-L6-v2/tokenizer.json', async (route) => {
+    // A download cut short: the file minus its last 4 KiB.
+    const response = await route.fetch();
+    const body = await response.body();
+    await route.fulfill({ status: 200, contentType: 'application/octet-stream', body: body.subarray(0, body.length - 4096) });
+  });
+  await page.evaluate(() => caches.delete('seedling-files-v1'));
+  const message = await page.evaluate(() => window.seedling.run({ tasks: ['embed'], limit: 1, maxNewTokens: 1 }).then(() => 'no error', (error) => error.message));
+  assert.match(message, /SHA-256 mismatch for all-MiniLM-L6-v2\/tokenizer\.json/);
+  assert.match(message, /expected be50c362/);
+  assert.equal(await page.locator('#error').isVisible(), true);
+  assert.equal(await page.locator('#run').isEnabled(), true, 'the page stays usable');
+  assert.deepEqual(problems.pageErrors, []);
+  await context.close();
+});

@@ -1,0 +1,284 @@
+// The page: settings, progress and results. Inference runs in worker.js so the
+// interface never freezes; this file only talks to the worker and draws.
+import { pickLanguage, translate } from './i18n.js';
+
+const params = new URLSearchParams(location.search);
+const state = {
+  language: pickLanguage(params.get('lang')),
+  report: null,
+  items: { gsm8k: [], embed: [] },
+  errors: [],
+  warnings: [],
+  downloads: {},
+  running: false,
+};
+
+const $ = (id) => document.getElementById(id);
+const t = (key, values) => translate(state.language, key, values);
+const number = (value, digits = 2) =>
+  new Intl.NumberFormat(state.language, { maximumSignificantDigits: digits }).format(value);
+const fixed = (value, digits = 1) =>
+  new Intl.NumberFormat(state.language, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+
+// ---- Worker requests -------------------------------------------------------
+
+let worker = null;
+let nextId = 1;
+const pending = new Map();
+
+function startWorker() {
+  worker = new Worker('worker.js', { type: 'module' });
+  worker.onmessage = ({ data }) => onWorkerMessage(data);
+  worker.onerror = (event) => showError(event.message || 'worker failed to start');
+  return request('init');
+}
+
+function request(type, payload = {}) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, type, ...payload });
+  });
+}
+
+function onWorkerMessage(message) {
+  switch (message.type) {
+    case 'result': {
+      const waiter = pending.get(message.id);
+      pending.delete(message.id);
+      if (!waiter) return;
+      if (message.error) waiter.reject(new Error(message.error));
+      else waiter.resolve(message.result);
+      break;
+    }
+    case 'download':
+      state.downloads[message.file] = message;
+      renderDownloads();
+      break;
+    case 'status':
+      setStatus(message.key, message.values);
+      break;
+    case 'warning':
+      state.warnings.push(message);
+      setStatus(message.key);
+      break;
+    case 'progress':
+      onItem(message.event);
+      break;
+    case 'token':
+      break;
+    default:
+      console.warn('unknown worker message', message.type);
+  }
+}
+
+// ---- Rendering -------------------------------------------------------------
+
+let statusKey = 'statusIdle';
+let statusValues = {};
+
+function setStatus(key, values = {}) {
+  statusKey = key;
+  statusValues = values;
+  $('status').textContent = t(key, values);
+}
+
+function showError(message) {
+  state.errors.push(message);
+  $('error').hidden = false;
+  $('error').textContent = t('errorPrefix') + message;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.language;
+  $('language').value = state.language;
+  for (const element of document.querySelectorAll('[data-i18n]')) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  setStatus(statusKey, statusValues);
+  renderDownloads();
+  renderTables();
+  renderEnergy();
+}
+
+function renderDownloads() {
+  const container = $('downloads');
+  container.replaceChildren();
+  for (const [file, progress] of Object.entries(state.downloads)) {
+    const row = document.createElement('div');
+    row.className = 'download';
+    const label = document.createElement('label');
+    const bar = document.createElement('progress');
+    bar.max = progress.total || 1;
+    bar.value = progress.loaded;
+    bar.setAttribute('aria-label', file);
+    let detail;
+    if (progress.cached) detail = t('fromCache');
+    else {
+      detail = t('downloaded', {
+        loaded: fixed(progress.loaded / 1e6), total: fixed(progress.total / 1e6), rate: fixed((progress.rate || 0) / 1e6),
+      });
+      if (progress.verified) detail += ` — ${t('verified')}`;
+    }
+    label.textContent = `${file}: ${detail}`;
+    row.append(label, document.createElement('br'), bar);
+    container.append(row);
+  }
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function renderTables() {
+  const gsm8k = $('gsm8k-table').tBodies[0];
+  gsm8k.replaceChildren(...state.items.gsm8k.map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.input, 'output'), cell(item.output, 'output'), cell(item.prediction ?? '—'),
+      cell(item.reference), cell(item.score > 0 ? t('yes') : t('no')), cell(`${fixed(item.latency_ms / 1000)} s`),
+      cell(item.decode_tokens_per_second ? fixed(item.decode_tokens_per_second) : '—'),
+    );
+    return row;
+  }));
+  const embed = $('embed-table').tBodies[0];
+  embed.replaceChildren(...state.items.embed.map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.text), cell(String(item.tokens) + (item.truncated ? ' ✂' : '')),
+      cell(`${fixed(item.latency_ms, 0)} ms`), cell(item.head.map((v) => fixed(v, 3)).join(' ')),
+    );
+    return row;
+  }));
+}
+
+function renderEnergy() {
+  const container = $('energy');
+  container.replaceChildren();
+  const report = state.report;
+  if (!report) return;
+  const paragraph = (text) => {
+    const p = document.createElement('p');
+    p.textContent = text;
+    container.append(p);
+  };
+  for (const task of report.tasks) {
+    const correct = task.items.filter((item) => item.score > 0).length;
+    paragraph(t('accuracy', { correct, total: task.items.length, percent: fixed(task.score * 100, 0) }));
+    const wh = task.energy.attributional_wh_per_item;
+    paragraph(t('energyPerItem', {
+      wh: number(wh.estimate), low: number(wh.low), high: number(wh.high),
+      g: number(task.energy.g_co2e_per_item.estimate), grid: number(report.grid.g_co2e_per_kwh, 4),
+      gridName: report.grid.name, gridSource: report.grid.source,
+    }));
+    paragraph(t('energyMarginal', { wh: number(task.energy.marginal_wh.estimate / Math.max(1, task.items.length)) }));
+  }
+  paragraph(t('energyProfile', { profile: report.profile.id, derivation: report.profile.derivation }));
+  paragraph(t('hostedNote'));
+  for (const contrast of report.hosted_reference) {
+    paragraph(t('hostedReference', {
+      label: contrast.figure.label, provider: contrast.figure.provider, published: contrast.figure.published,
+      wh: number(contrast.figure.wh_per_prompt), ratio: contrast.energy_ratio ? number(contrast.energy_ratio) : '—',
+    }));
+  }
+}
+
+let runStarted = 0;
+function onItem(event) {
+  state.items[event.task].push(event.record);
+  const progress = $(`${event.task}-progress`);
+  progress.max = event.total;
+  progress.value = event.done;
+  const elapsed = (performance.now() - runStarted) / 1000;
+  const left = (elapsed / event.done) * (event.total - event.done);
+  setStatus('statusRunning', { task: event.task, done: event.done, total: event.total, left: `${fixed(left, 0)} s` });
+  renderTables();
+}
+
+// ---- Running -----------------------------------------------------------------
+
+async function run({ tasks = ['gsm8k', 'embed'], limit, maxNewTokens, seed = 2026 } = {}) {
+  if (state.running) throw new Error('a run is already in progress');
+  state.running = true;
+  $('run').disabled = true;
+  $('cancel').disabled = false;
+  $('error').hidden = true;
+  state.items = { gsm8k: [], embed: [] };
+  state.report = null;
+  renderTables();
+  renderEnergy();
+  try {
+    setStatus('statusDownloading');
+    const models = [];
+    if (tasks.includes('gsm8k')) models.push('llm');
+    if (tasks.includes('embed')) models.push('encoder');
+    await request('load', { models });
+    runStarted = performance.now();
+    const threads = navigator.hardwareConcurrency || 1;
+    const settings = { limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads };
+    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent });
+    setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
+    renderEnergy();
+    return state.report;
+  } catch (error) {
+    showError(error.message);
+    throw error;
+  } finally {
+    state.running = false;
+    $('run').disabled = false;
+    $('cancel').disabled = true;
+  }
+}
+
+async function cancel() {
+  worker.terminate();
+  for (const waiter of pending.values()) waiter.reject(new Error('cancelled'));
+  pending.clear();
+  setStatus('statusCancelled');
+  await startWorker();
+}
+
+function readSettings() {
+  return {
+    limit: Math.max(1, Number($('limit').value) || 1),
+    maxNewTokens: Math.max(1, Number($('max-new-tokens').value) || 1),
+  };
+}
+
+async function main() {
+  applyLanguage();
+  $('language').addEventListener('change', (event) => {
+    state.language = event.target.value;
+    applyLanguage();
+  });
+  $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
+  $('cancel').addEventListener('click', () => cancel());
+
+  setStatus('statusLoadingEngine');
+  await startWorker();
+  setStatus('statusIdle');
+
+  // The automation surface used by the browser tests and `./build.sh eval`.
+  window.seedling = {
+    state,
+    run,
+    cancel,
+    load: (models) => request('load', { models }),
+    embed: (texts) => request('embed', { texts }),
+    generate: (req) => request('generate', { request: req }),
+    tokenize: (prompt) => request('tokenize', { prompt }),
+    teacherForced: (ids) => request('teacherForced', { ids }),
+  };
+
+  if (params.get('autorun')) {
+    const tasks = (params.get('tasks') || 'gsm8k,embed').split(',');
+    $('limit').value = params.get('limit') || $('limit').value;
+    $('max-new-tokens').value = params.get('maxNewTokens') || $('max-new-tokens').value;
+    run({ tasks, ...readSettings() }).catch(() => {});
+  }
+}
+
+window.seedlingReady = main().catch((error) => showError(error.message));

@@ -1,0 +1,153 @@
+// The inference worker: downloads and caches files, hands their bytes to the wasm
+// engine, and relays its progress. All checks and computation happen in Rust.
+import init, { Engine, verifySha256 } from './pkg/seedling.js';
+
+const CACHE_NAME = 'seedling-files-v1';
+let engine = null;
+
+function post(message) {
+  self.postMessage(message);
+}
+
+async function readJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function openCache() {
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+// Downloads `url` with progress events, checks its SHA-256 and keeps it in the Cache
+// API; a cached copy is re-checked and used instead when it is intact.
+async function fetchVerified(url, entry) {
+  const cache = await openCache();
+  if (cache) {
+    const hit = await cache.match(url);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      try {
+        verifySha256(entry.dest, bytes, entry.sha256);
+        post({ type: 'download', file: entry.dest, loaded: bytes.length, total: bytes.length, cached: true, verified: true });
+        return bytes;
+      } catch {
+        await cache.delete(url);
+      }
+    }
+  }
+
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${entry.dest}: HTTP ${response.status} from ${url}`);
+  const total = Number(response.headers.get('content-length')) || entry.bytes;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  let lastReport = 0;
+  const start = performance.now();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastReport > 100) {
+      lastReport = now;
+      post({ type: 'download', file: entry.dest, loaded, total, rate: loaded / Math.max(1, now - start) * 1000 });
+    }
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  const rate = loaded / Math.max(1, performance.now() - start) * 1000;
+
+  verifySha256(entry.dest, bytes, entry.sha256);
+  post({ type: 'download', file: entry.dest, loaded, total, rate, verified: true });
+
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes));
+    } catch (error) {
+      post({ type: 'warning', key: 'cacheFull', detail: String(error) });
+    }
+  }
+  return bytes;
+}
+
+function record(entry) {
+  return { name: entry.dest, sha256: entry.sha256, bytes: entry.bytes };
+}
+
+async function loadModels(which) {
+  const manifest = await readJson('models/manifest.json');
+  const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
+  const get = async (dest) => fetchVerified(`models/files/${dest}`, byDest[dest]);
+  const info = {};
+
+  if (which.includes('llm')) {
+    const dest = 'SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf';
+    const bytes = await get(dest);
+    post({ type: 'status', key: 'statusLoadingModel', values: { model: 'SmolLM2-135M-Instruct' } });
+    info.llm = engine.loadLlm(bytes, record(byDest[dest]));
+  }
+  if (which.includes('encoder')) {
+    const names = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
+    const dests = names.map((name) => `all-MiniLM-L6-v2/${name}`);
+    const [weights, tokenizer, config, sentence] = await Promise.all(dests.map(get));
+    post({ type: 'status', key: 'statusLoadingModel', values: { model: 'all-MiniLM-L6-v2' } });
+    info.encoder = engine.loadEncoder(weights, tokenizer, config, sentence, dests.map((dest) => record(byDest[dest])));
+  }
+  return info;
+}
+
+async function loadData(tasks) {
+  const manifest = await readJson('data/manifest.json');
+  const text = async (entry) => {
+    const response = await fetch(`data/files/${entry.dest}`);
+    if (!response.ok) throw new Error(`${entry.dest}: HTTP ${response.status}`);
+    return { name: entry.dest, sha256: entry.sha256, text: await response.text() };
+  };
+  const data = { uci: [] };
+  for (const entry of manifest.files) {
+    if (entry.dataset === 'gsm8k' && tasks.includes('gsm8k')) data.gsm8k = await text(entry);
+    if (entry.dataset === 'uci-sentiment' && tasks.includes('embed')) data.uci.push(await text(entry));
+  }
+  return data;
+}
+
+const handlers = {
+  async init() {
+    await init();
+    engine = new Engine();
+    return { threads: navigator.hardwareConcurrency || 1 };
+  },
+  load: ({ models }) => loadModels(models),
+  async run({ tasks, settings, userAgent }) {
+    const data = await loadData(tasks);
+    const request = { tasks, settings, userAgent, ...data };
+    return engine.runEval(request, (event) => post({ type: 'progress', event }));
+  },
+  embed: ({ texts }) => engine.embed(texts),
+  generate: ({ request }) => engine.generate(request, (id, text) => post({ type: 'token', id, text })),
+  tokenize: ({ prompt }) => Array.from(engine.tokenizePrompt(prompt)),
+  teacherForced: async ({ ids }) => Array.from(await engine.teacherForcedTop1(Uint32Array.from(ids))),
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, type } = data;
+  try {
+    const handler = handlers[type];
+    if (!handler) throw new Error(`unknown worker request ${type}`);
+    const result = await handler(data);
+    post({ type: 'result', id, result });
+  } catch (error) {
+    post({ type: 'result', id, error: error?.message ?? String(error) });
+  }
+};
