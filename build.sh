@@ -124,16 +124,25 @@ command_test() {
 
     log "native tests"
     cargo test --release --locked 2>&1 | tee /tmp/seedling-cargo-test.log
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "native tests failed"
     local native_summary
     native_summary=$(grep -E '^test result:' /tmp/seedling-cargo-test.log | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
 
     log "browser tests (headless Chromium)"
     trap stop_server EXIT
     start_server
-    SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/
+    SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/ 2>&1 | tee /tmp/seedling-browser-test.log
+    local browser_status=${PIPESTATUS[0]}
     stop_server
 
-    log "native: $native_summary; browser: see above; wall time $((SECONDS - started)) s"
+    local browser_passed browser_failed
+    browser_passed=$(awk '/^ℹ pass / {print $3}' /tmp/seedling-browser-test.log)
+    browser_failed=$(awk '/^ℹ fail / {print $3}' /tmp/seedling-browser-test.log)
+    log "native: $native_summary; browser: ${browser_passed:-0} passed, ${browser_failed:-0} failed; wall time $((SECONDS - started)) s"
+    local native_passed native_failed
+    read -r native_passed native_failed < <(echo "$native_summary" | awk '{print $1, $3}')
+    echo "$((native_passed + ${browser_passed:-0})) passed, $((native_failed + ${browser_failed:-0})) failed"
+    return "$browser_status"
 }
 
 command_eval() {

@@ -193,7 +193,7 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.3)
             .collect();
         let x: Vec<f32> = (0..tokens * columns)
-            .map(|i| ((i * 53 % 97) as f32 / 48.0 - 1.0))
+            .map(|i| (i * 53 % 97) as f32 / 48.0 - 1.0)
             .collect();
         let dtype = match format {
             BlockFormat::Q4_1 => GgmlDType::Q4_1,
