@@ -1,3 +1,4 @@
 //! Evaluation tasks: prompt templates, answer parsers and metrics.
 
 pub mod gsm8k;
+pub mod metrics;

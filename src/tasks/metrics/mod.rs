@@ -1,0 +1,5 @@
+//! Text-similarity metrics, each compatible with the reference Python implementation
+//! named in its file and tested against that implementation's output.
+
+pub mod bleu;
+pub mod rouge;
