@@ -4,7 +4,7 @@
 #
 #   ./build.sh serve            build everything and serve the page on 127.0.0.1 (PORT, default 8080)
 #   ./build.sh test             every test: native (cargo) and browser (headless Chromium)
-#   ./build.sh eval [--tasks gsm8k,embed] [--limit N] [--max-new-tokens N] [--out FILE]
+#   ./build.sh eval [--tasks gsm8k,sentiment,embed] [--limit N] [--max-new-tokens N] [--out FILE]
 #                               run the main job in headless Chromium and write a JSON report
 #   ./build.sh fetch            fetch and verify the default models and data only
 #   ./build.sh build            build the native CLI and the page, without serving

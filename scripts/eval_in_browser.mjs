@@ -1,5 +1,5 @@
 // Runs the main job in headless Chromium against the served page and writes the
-// report: `./build.sh eval [--tasks gsm8k,embed] [--limit N] [--max-new-tokens N] [--out FILE]`.
+// report: `./build.sh eval [--tasks gsm8k,sentiment,embed] [--limit N] [--max-new-tokens N] [--out FILE]`.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -7,7 +7,7 @@ import { chromium } from 'playwright-core';
 
 const { values } = parseArgs({
   options: {
-    tasks: { type: 'string', default: 'gsm8k,embed' },
+    tasks: { type: 'string', default: 'gsm8k,sentiment,embed' },
     limit: { type: 'string', default: '5' },
     'max-new-tokens': { type: 'string', default: '256' },
     out: { type: 'string', default: 'reports/browser-report.json' },
@@ -15,8 +15,8 @@ const { values } = parseArgs({
   },
 });
 for (const task of values.tasks.split(',')) {
-  if (!['gsm8k', 'embed'].includes(task)) {
-    console.error(`error: unknown task ${JSON.stringify(task)}; available: gsm8k, embed`);
+  if (!['gsm8k', 'sentiment', 'embed'].includes(task)) {
+    console.error(`error: unknown task ${JSON.stringify(task)}; available: gsm8k, sentiment, embed`);
     process.exit(2);
   }
 }

@@ -89,12 +89,16 @@ pub async fn run_gsm8k<B: Backend>(
     } else {
         records.iter().map(|r| r.score).sum::<f64>() / records.len() as f64
     };
+    let correct = records.iter().filter(|r| r.score > 0.0).count();
+    let interval = crate::tasks::metrics::classification::wilson(correct, records.len());
     Ok(TaskResult {
         task: "gsm8k".into(),
         model: model_name.into(),
         prompt_version: gsm8k::PROMPT_VERSION.into(),
         metric: gsm8k::METRIC.into(),
         score,
+        interval: Some((interval.low, interval.high)),
+        extra_metrics: Default::default(),
         energy: estimate_device(
             profile,
             grid,
@@ -150,6 +154,84 @@ pub async fn run_embeddings<B: Backend>(
         items: records,
         seconds,
     })
+}
+
+/// Classifies held-out UCI sentences with the encoder and a trained head; each item
+/// scores 1 when the predicted label equals the true one.
+pub async fn run_sentiment<B: Backend>(
+    encoder: &SentenceEncoder<B>,
+    head: &crate::models::head::LinearHead,
+    model_name: &str,
+    items: &[SentimentItem],
+    settings: &EvalSettings,
+    profile: &PowerProfile,
+    grid: &GridIntensity,
+    mut on_item: impl FnMut(&ItemRecord),
+) -> Result<TaskResult> {
+    use crate::tasks::metrics::classification::{macro_f1, wilson};
+    use crate::tasks::sentiment;
+
+    let mut records = Vec::with_capacity(items.len());
+    let mut predictions = Vec::with_capacity(items.len());
+    let mut total_ms = 0.0;
+    for item in items {
+        let start = Instant::now();
+        let embedding = encoder.embed(&[item.text.as_str()]).await?.remove(0);
+        let probabilities = head.probabilities(&embedding.vector)?;
+        let latency_ms = elapsed_ms(start);
+        total_ms += latency_ms;
+
+        let predicted = crate::models::sampling::argmax(&probabilities) as u8;
+        predictions.push(predicted);
+        let record = ItemRecord {
+            id: item.id.clone(),
+            input: item.text.clone(),
+            output: format!(
+                "{} ({:.3})",
+                sentiment::LABELS[predicted as usize],
+                probabilities[predicted as usize]
+            ),
+            prediction: Some(sentiment::LABELS[predicted as usize].to_string()),
+            reference: sentiment::LABELS[item.label as usize].to_string(),
+            score: if predicted == item.label { 1.0 } else { 0.0 },
+            latency_ms,
+            prefill_ms: latency_ms,
+            tokens_in: embedding.token_ids.len(),
+            tokens_out: 0,
+            decode_tokens_per_second: None,
+        };
+        on_item(&record);
+        records.push(record);
+    }
+
+    let truth: Vec<u8> = items.iter().map(|item| item.label).collect();
+    let correct = records.iter().filter(|r| r.score > 0.0).count();
+    let seconds = total_ms / 1000.0;
+    let mut result = TaskResult {
+        task: "sentiment".into(),
+        model: model_name.into(),
+        prompt_version: sentiment::PROMPT_VERSION.into(),
+        metric: sentiment::METRIC.into(),
+        score: wilson(correct, records.len()).value,
+        energy: estimate_device(
+            profile,
+            grid,
+            seconds,
+            records.len(),
+            settings.threads_used,
+            settings.device_threads,
+        ),
+        items: records,
+        seconds,
+        interval: None,
+        extra_metrics: Default::default(),
+    };
+    let interval = wilson(correct, truth.len());
+    result.interval = Some((interval.low, interval.high));
+    result
+        .extra_metrics
+        .insert("macro_f1".into(), macro_f1(&predictions, &truth, 2));
+    Ok(result)
 }
 
 /// Sets each published per-prompt figure beside the small model's energy per item.

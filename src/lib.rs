@@ -13,6 +13,7 @@ pub mod models;
 pub mod report;
 pub mod tasks;
 pub mod tokenize;
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -21,3 +22,6 @@ pub use error::{Error, Result};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod finetune;

@@ -76,10 +76,28 @@ mod cli {
             #[arg(long)]
             raw: bool,
         },
+        /// Train a task's linear head on its training split and write it to models/heads/.
+        Finetune {
+            /// The task whose head to train: sentiment.
+            #[arg(long)]
+            task: String,
+            /// Train on a seeded subset of this many training examples (a smoke test); default: all.
+            #[arg(long)]
+            train_limit: Option<usize>,
+            #[arg(long, default_value_t = 300)]
+            epochs: usize,
+            #[arg(long, default_value_t = 2.0)]
+            learning_rate: f64,
+            #[arg(long, default_value_t = 1e-4)]
+            weight_decay: f64,
+            /// Folder for <task>.safetensors and <task>.json.
+            #[arg(long, default_value = "models/heads")]
+            out: PathBuf,
+        },
         /// Run the main job and write a JSON report.
         Eval {
-            /// Comma-separated tasks: gsm8k, embed.
-            #[arg(long, default_value = "gsm8k,embed", value_delimiter = ',')]
+            /// Comma-separated tasks: gsm8k, sentiment, embed.
+            #[arg(long, default_value = "gsm8k,sentiment,embed", value_delimiter = ',')]
             tasks: Vec<String>,
             /// Items per task.
             #[arg(long, default_value_t = 5)]
@@ -200,6 +218,42 @@ mod cli {
                     generation.stop_reason
                 );
             }
+            Command::Finetune {
+                task,
+                train_limit,
+                epochs,
+                learning_rate,
+                weight_decay,
+                out,
+            } => {
+                if task != "sentiment" {
+                    bail!("unknown task {task:?} for finetune; available: sentiment");
+                }
+                let options = seedling::train::TrainOptions {
+                    epochs: *epochs,
+                    learning_rate: *learning_rate,
+                    weight_decay: *weight_decay,
+                };
+                let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+                let record = seedling::finetune::finetune_sentiment(
+                    &root(&cli.root)?,
+                    out,
+                    *train_limit,
+                    &options,
+                    &format!("seedling {command}"),
+                )?;
+                println!(
+                    "trained on {} examples in {:.1} s; held-out accuracy {:.3} (95% interval {:.3}-{:.3}), macro-F1 {:.3} on {} examples; head written to {}",
+                    record.train_examples,
+                    record.training_seconds,
+                    record.held_out_accuracy,
+                    record.held_out_interval.0,
+                    record.held_out_interval.1,
+                    record.held_out_macro_f1,
+                    record.test_examples,
+                    out.display()
+                );
+            }
             Command::Eval {
                 tasks,
                 limit,
@@ -236,8 +290,8 @@ mod cli {
         out: &std::path::Path,
     ) -> anyhow::Result<()> {
         for task in tasks {
-            if !["gsm8k", "embed"].contains(&task.as_str()) {
-                bail!("unknown task {task:?}; available: gsm8k, embed");
+            if !["gsm8k", "sentiment", "embed"].contains(&task.as_str()) {
+                bail!("unknown task {task:?}; available: gsm8k, sentiment, embed");
             }
         }
         let defaults = Defaults::open(root)?;
@@ -292,6 +346,40 @@ mod cli {
                         record.latency_ms / 1000.0
                     );
                 },
+            ))?;
+            results.push(result);
+        }
+
+        if tasks.iter().any(|t| t == "sentiment") {
+            let (encoder, files) = defaults.encoder()?;
+            let (head, head_record) =
+                seedling::finetune::load_head(&root.join("models/heads"), "sentiment")?;
+            let mut model_files = files;
+            model_files.push(seedling::report::FileRecord {
+                name: format!("heads/{}", head_record.file),
+                sha256: head_record.sha256.clone(),
+                bytes: head.weight.len() * 4,
+            });
+            models.push(ModelRecord {
+                name: "all-MiniLM-L6-v2 + sentiment head".into(),
+                files: model_files,
+            });
+            let (all, records) = seedling::finetune::uci_items(&defaults)?;
+            datasets.extend(records);
+            let held_out = seedling::tasks::sentiment::split(&all).test;
+            let items: Vec<_> = seeded_subset(held_out.len(), limit, seed)
+                .into_iter()
+                .map(|i| all[held_out[i]].clone())
+                .collect();
+            let result = pollster::block_on(eval::run_sentiment(
+                &encoder,
+                &head,
+                "all-MiniLM-L6-v2 + head",
+                &items,
+                &settings,
+                &profile,
+                &grid,
+                |_| {},
             ))?;
             results.push(result);
         }

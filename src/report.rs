@@ -55,8 +55,12 @@ pub struct TaskResult {
     pub model: String,
     pub prompt_version: String,
     pub metric: String,
-    /// Mean of the item scores.
+    /// Mean of the item scores: the task's main metric.
     pub score: f64,
+    /// 95% interval of the main metric (Wilson score interval for proportions).
+    pub interval: Option<(f64, f64)>,
+    /// Secondary metrics by name, e.g. `macro_f1`.
+    pub extra_metrics: std::collections::BTreeMap<String, f64>,
     pub items: Vec<ItemRecord>,
     pub seconds: f64,
     pub energy: DeviceEnergy,

@@ -15,6 +15,7 @@ use crate::data::{gsm8k, seeded_subset, uci_sentiment};
 use crate::eval::{self, EvalSettings, RunParts};
 use crate::integrity;
 use crate::models::bert::{BertFiles, SentenceEncoder};
+use crate::models::head::{HeadRecord, LinearHead};
 use crate::models::llama::{CausalLm, GenerateOptions};
 use crate::report::{FileRecord, ModelRecord, Runtime};
 
@@ -57,6 +58,7 @@ pub fn verify_sha256(file: &str, bytes: &[u8], expected: &str) -> Result<String,
 struct Loaded {
     encoder: Option<(SentenceEncoder<CpuBackend>, Vec<FileRecord>)>,
     llm: Option<(CausalLm<CpuBackend>, FileRecord)>,
+    sentiment_head: Option<(LinearHead, HeadRecord)>,
 }
 
 /// Data files handed over by the worker for a run, each with its manifest name and hash.
@@ -150,6 +152,26 @@ impl Engine {
         let llm = CausalLm::load(CpuBackend::new(), gguf, &record.name).map_err(js_error)?;
         let info = to_js(llm.config())?;
         self.loaded.borrow_mut().llm = Some((llm, record));
+        Ok(info)
+    }
+
+    /// Loads a trained classification head after checking its weights against the
+    /// SHA-256 in its record (`models/heads/<task>.json`).
+    #[wasm_bindgen(js_name = loadHead)]
+    pub fn load_head(&self, weights: &[u8], record_json: &str) -> Result<JsValue, JsError> {
+        let record: HeadRecord = serde_json::from_str(record_json)
+            .map_err(|e| JsError::new(&format!("invalid head record: {e}")))?;
+        integrity::verify_sha256(&format!("heads/{}", record.file), weights, &record.sha256)
+            .map_err(js_error)?;
+        let head = LinearHead::load(weights, &record.file).map_err(js_error)?;
+        if record.task != "sentiment" {
+            return Err(JsError::new(&format!(
+                "head for task {:?} is not supported; expected \"sentiment\"",
+                record.task
+            )));
+        }
+        let info = to_js(&record)?;
+        self.loaded.borrow_mut().sentiment_head = Some((head, record));
         Ok(info)
     }
 
@@ -279,6 +301,32 @@ impl Engine {
     }
 }
 
+/// Verifies and parses the UCI files in the order given, recording each in `datasets`.
+fn parse_uci(
+    files: &[DataFile],
+    datasets: &mut Vec<FileRecord>,
+) -> crate::Result<Vec<uci_sentiment::SentimentItem>> {
+    let mut all = Vec::new();
+    for file in files {
+        integrity::verify_sha256(&file.name, file.text.as_bytes(), &file.sha256)?;
+        if !datasets.iter().any(|d| d.name == file.name) {
+            datasets.push(FileRecord {
+                name: file.name.clone(),
+                sha256: file.sha256.clone(),
+                bytes: file.text.len(),
+            });
+        }
+        let source = file
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or("uci")
+            .trim_end_matches(".json");
+        all.extend(uci_sentiment::parse(&file.name, source, &file.text)?);
+    }
+    Ok(all)
+}
+
 fn emit(on_progress: &js_sys::Function, event: &Progress<'_>) {
     if let Ok(value) = to_js(event) {
         let _ = on_progress.call1(&JsValue::NULL, &value);
@@ -351,24 +399,61 @@ async fn run_eval_inner(
                 });
                 tasks.push(result);
             }
+            "sentiment" => {
+                let (encoder, records) = loaded
+                    .encoder
+                    .as_ref()
+                    .ok_or_else(|| missing("sentiment"))?;
+                let (head, head_record) = loaded
+                    .sentiment_head
+                    .as_ref()
+                    .ok_or_else(|| missing("sentiment"))?;
+                let all = parse_uci(&request.uci, &mut datasets)?;
+                let held_out = crate::tasks::sentiment::split(&all).test;
+                let items: Vec<_> = seeded_subset(held_out.len(), settings.limit, settings.seed)
+                    .into_iter()
+                    .map(|i| all[held_out[i]].clone())
+                    .collect();
+                let total = items.len();
+                let mut done = 0;
+                let result = eval::run_sentiment(
+                    encoder,
+                    head,
+                    "all-MiniLM-L6-v2 + head",
+                    &items,
+                    &settings,
+                    &profile,
+                    &grid,
+                    |item| {
+                        done += 1;
+                        let record = serde_json::to_value(item).unwrap_or_default();
+                        emit(
+                            on_progress,
+                            &Progress::Item {
+                                task: "sentiment",
+                                done,
+                                total,
+                                record,
+                            },
+                        );
+                    },
+                )
+                .await?;
+                let mut files = records.clone();
+                files.push(FileRecord {
+                    name: format!("heads/{}", head_record.file),
+                    sha256: head_record.sha256.clone(),
+                    bytes: head.weight.len() * 4,
+                });
+                models.push(ModelRecord {
+                    name: "all-MiniLM-L6-v2 + sentiment head".into(),
+                    files,
+                });
+                tasks.push(result);
+            }
             "embed" => {
                 let (encoder, records) = loaded.encoder.as_ref().ok_or_else(|| missing("embed"))?;
-                let mut all = Vec::new();
-                for file in &request.uci {
-                    integrity::verify_sha256(&file.name, file.text.as_bytes(), &file.sha256)?;
-                    datasets.push(FileRecord {
-                        name: file.name.clone(),
-                        sha256: file.sha256.clone(),
-                        bytes: file.text.len(),
-                    });
-                    let source = file
-                        .name
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("uci")
-                        .trim_end_matches(".json");
-                    all.extend(uci_sentiment::parse(&file.name, source, &file.text)?);
-                }
+                let all = parse_uci(&request.uci, &mut datasets)?;
                 let items: Vec<_> = seeded_subset(all.len(), settings.limit, settings.seed)
                     .into_iter()
                     .map(|i| all[i].clone())
@@ -407,7 +492,7 @@ async fn run_eval_inner(
                 return Err(Error::InvalidOption {
                     option: "tasks",
                     value: other.into(),
-                    expected: "gsm8k or embed".into(),
+                    expected: "gsm8k, sentiment or embed".into(),
                 });
             }
         }

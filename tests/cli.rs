@@ -15,7 +15,7 @@ fn eval_writes_report_with_scores_and_energy() {
         .args([
             "eval",
             "--tasks",
-            "gsm8k,embed",
+            "gsm8k,sentiment,embed",
             "--limit",
             "1",
             "--max-new-tokens",
@@ -52,6 +52,12 @@ fn eval_writes_report_with_scores_and_energy() {
         .iter()
         .all(|m| m["files"][0]["sha256"].as_str().unwrap().len() == 64));
     assert_eq!(report["embeddings"]["items"].as_array().unwrap().len(), 1);
+    let sentiment = &report["tasks"][1];
+    assert_eq!(sentiment["task"], "sentiment");
+    assert_eq!(sentiment["metric"], "accuracy");
+    assert_eq!(sentiment["items"].as_array().unwrap().len(), 1);
+    assert!(sentiment["extra_metrics"]["macro_f1"].is_number());
+    assert!(sentiment["interval"][0].as_f64().unwrap() <= sentiment["score"].as_f64().unwrap());
     assert!(report["hosted_reference"].as_array().unwrap().len() >= 2);
 }
 
@@ -101,7 +107,10 @@ fn unknown_task_rejected() {
 }
 
 /// Serves the files of `folder` over HTTP on 127.0.0.1 for `requests` requests, then stops.
-fn serve_folder(folder: std::path::PathBuf, requests: usize) -> (String, std::thread::JoinHandle<()>) {
+fn serve_folder(
+    folder: std::path::PathBuf,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<()>) {
     use std::io::{BufRead, BufReader, Write};
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -110,15 +119,29 @@ fn serve_folder(folder: std::path::PathBuf, requests: usize) -> (String, std::th
         for stream in listener.incoming().take(requests) {
             let mut stream = stream.unwrap();
             let mut request_line = String::new();
-            BufReader::new(&stream).read_line(&mut request_line).unwrap();
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            BufReader::new(&stream)
+                .read_line(&mut request_line)
+                .unwrap();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             match std::fs::read(folder.join(&path)) {
                 Ok(body) => {
-                    let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                    let _ = stream.write_all(header.as_bytes()).and_then(|_| stream.write_all(&body));
+                    let header = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream
+                        .write_all(header.as_bytes())
+                        .and_then(|_| stream.write_all(&body));
                 }
                 Err(_) => {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
                 }
             }
         }
@@ -128,14 +151,25 @@ fn serve_folder(folder: std::path::PathBuf, requests: usize) -> (String, std::th
 
 #[test]
 fn embed_loads_model_from_url() {
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/files/all-MiniLM-L6-v2");
+    let folder =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/files/all-MiniLM-L6-v2");
     // model.safetensors, tokenizer.json, config.json and sentence_bert_config.json.
     let (base, server) = serve_folder(folder, 4);
-    let output = seedling().args(["embed", "--model", &base, "A sentence from a URL."]).output().unwrap();
+    let output = seedling()
+        .args(["embed", "--model", &base, "A sentence from a URL."])
+        .output()
+        .unwrap();
     server.join().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
-    let local = seedling().args(["embed", "A sentence from a URL."]).output().unwrap();
+    let local = seedling()
+        .args(["embed", "A sentence from a URL."])
+        .output()
+        .unwrap();
     let remote: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
     assert_eq!(remote["embedding"]["vector"], local["embedding"]["vector"]);
@@ -145,7 +179,10 @@ fn embed_loads_model_from_url() {
 fn generate_reports_missing_url_clearly() {
     let (base, server) = serve_folder(std::env::temp_dir().join("seedling-empty-folder"), 1);
     let url = format!("{base}/missing.gguf");
-    let output = seedling().args(["generate", "Hi", "--model", &url]).output().unwrap();
+    let output = seedling()
+        .args(["generate", "Hi", "--model", &url])
+        .output()
+        .unwrap();
     server.join().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();

@@ -6,7 +6,7 @@ const params = new URLSearchParams(location.search);
 const state = {
   language: pickLanguage(params.get('lang')),
   report: null,
-  items: { gsm8k: [], embed: [] },
+  items: { gsm8k: [], sentiment: [], embed: [] },
   errors: [],
   warnings: [],
   downloads: {},
@@ -144,6 +144,15 @@ function renderTables() {
     );
     return row;
   }));
+  const sentiment = $('sentiment-table').tBodies[0];
+  sentiment.replaceChildren(...state.items.sentiment.map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.input), cell(t(`label_${item.prediction}`)), cell(t(`label_${item.reference}`)),
+      cell(item.score > 0 ? t('yes') : t('no')), cell(`${fixed(item.latency_ms, 0)} ms`),
+    );
+    return row;
+  }));
   const embed = $('embed-table').tBodies[0];
   embed.replaceChildren(...state.items.embed.map((item) => {
     const row = document.createElement('tr');
@@ -167,7 +176,11 @@ function renderEnergy() {
   };
   for (const task of report.tasks) {
     const correct = task.items.filter((item) => item.score > 0).length;
-    paragraph(t('accuracy', { correct, total: task.items.length, percent: fixed(task.score * 100, 0) }));
+    const [low, high] = task.interval ?? [0, 1];
+    paragraph(t(`score_${task.task}`, {
+      correct, total: task.items.length, percent: fixed(task.score * 100, 0),
+      low: fixed(low * 100, 0), high: fixed(high * 100, 0),
+    }));
     const wh = task.energy.attributional_wh_per_item;
     paragraph(t('energyPerItem', {
       wh: number(wh.estimate), low: number(wh.low), high: number(wh.high),
@@ -200,13 +213,13 @@ function onItem(event) {
 
 // ---- Running -----------------------------------------------------------------
 
-async function run({ tasks = ['gsm8k', 'embed'], limit, maxNewTokens, seed = 2026 } = {}) {
+async function run({ tasks = ['gsm8k', 'sentiment', 'embed'], limit, maxNewTokens, seed = 2026 } = {}) {
   if (state.running) throw new Error('a run is already in progress');
   state.running = true;
   $('run').disabled = true;
   $('cancel').disabled = false;
   $('error').hidden = true;
-  state.items = { gsm8k: [], embed: [] };
+  state.items = { gsm8k: [], sentiment: [], embed: [] };
   state.report = null;
   renderTables();
   renderEnergy();
@@ -214,7 +227,8 @@ async function run({ tasks = ['gsm8k', 'embed'], limit, maxNewTokens, seed = 202
     setStatus('statusDownloading');
     const models = [];
     if (tasks.includes('gsm8k')) models.push('llm');
-    if (tasks.includes('embed')) models.push('encoder');
+    if (tasks.includes('embed') || tasks.includes('sentiment')) models.push('encoder');
+    if (tasks.includes('sentiment')) models.push('head');
     await request('load', { models });
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
@@ -274,7 +288,7 @@ async function main() {
   };
 
   if (params.get('autorun')) {
-    const tasks = (params.get('tasks') || 'gsm8k,embed').split(',');
+    const tasks = (params.get('tasks') || 'gsm8k,sentiment,embed').split(',');
     $('limit').value = params.get('limit') || $('limit').value;
     $('max-new-tokens').value = params.get('maxNewTokens') || $('max-new-tokens').value;
     run({ tasks, ...readSettings() }).catch(() => {});

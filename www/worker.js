@@ -97,6 +97,15 @@ async function loadModels(which) {
     post({ type: 'status', key: 'statusLoadingModel', values: { model: 'SmolLM2-135M-Instruct' } });
     info.llm = engine.loadLlm(bytes, record(byDest[dest]));
   }
+  if (which.includes('head')) {
+    const recordResponse = await fetch('models/heads/sentiment.json');
+    if (!recordResponse.ok) throw new Error(`models/heads/sentiment.json: HTTP ${recordResponse.status}`);
+    const recordText = await recordResponse.text();
+    const weightsResponse = await fetch('models/heads/sentiment.safetensors');
+    if (!weightsResponse.ok) throw new Error(`models/heads/sentiment.safetensors: HTTP ${weightsResponse.status}`);
+    const weights = new Uint8Array(await weightsResponse.arrayBuffer());
+    info.head = engine.loadHead(weights, recordText);
+  }
   if (which.includes('encoder')) {
     const names = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
     const dests = names.map((name) => `all-MiniLM-L6-v2/${name}`);
@@ -117,7 +126,8 @@ async function loadData(tasks) {
   const data = { uci: [] };
   for (const entry of manifest.files) {
     if (entry.dataset === 'gsm8k' && tasks.includes('gsm8k')) data.gsm8k = await text(entry);
-    if (entry.dataset === 'uci-sentiment' && tasks.includes('embed')) data.uci.push(await text(entry));
+    const needsUci = tasks.includes('embed') || tasks.includes('sentiment');
+    if (entry.dataset === 'uci-sentiment' && needsUci) data.uci.push(await text(entry));
   }
   return data;
 }

@@ -1,6 +1,7 @@
 //! Data set loaders and deterministic, seeded subsets.
 
 pub mod gsm8k;
+pub mod splits;
 pub mod uci_sentiment;
 
 use rand_chacha::ChaCha8Rng;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::tables::{GridIntensity, PowerProfile, ProfileScope};
 
 /// A central estimate with its low and high bounds, in the unit its field names.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct Band {
     pub estimate: f64,
     pub low: f64,

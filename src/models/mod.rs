@@ -2,5 +2,6 @@
 
 pub mod bert;
 pub mod chat;
+pub mod head;
 pub mod llama;
 pub mod sampling;

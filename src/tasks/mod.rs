@@ -2,3 +2,4 @@
 
 pub mod gsm8k;
 pub mod metrics;
+pub mod sentiment;

@@ -9,7 +9,7 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
 test('page runs both models end to end', { timeout: 900_000 }, async () => {
-  const { context, page, problems } = await openPage(browser, '?autorun=1&tasks=gsm8k,embed&limit=1&maxNewTokens=16&lang=en');
+  const { context, page, problems } = await openPage(browser, '?autorun=1&tasks=gsm8k,sentiment,embed&limit=2&maxNewTokens=16&lang=en');
   await page.waitForFunction(() => window.seedling.state.report || window.seedling.state.errors.length, null, { timeout: 840_000 });
   const state = await page.evaluate(() => window.seedling.state);
   assert.deepEqual(state.errors, []);
@@ -18,15 +18,19 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   assert.equal(report.schema, 'seedling-report/1');
   assert.equal(report.runtime.target, 'wasm32');
   const gsm8k = report.tasks.find((task) => task.task === 'gsm8k');
-  assert.equal(gsm8k.items.length, 1);
+  assert.equal(gsm8k.items.length, 2);
   assert.ok(gsm8k.items[0].tokens_out > 0 && gsm8k.items[0].tokens_out <= 16);
   assert.ok(gsm8k.energy.attributional_wh.estimate > 0);
-  assert.equal(report.embeddings.items.length, 1);
+  const sentiment = report.tasks.find((task) => task.task === 'sentiment');
+  assert.equal(sentiment.items.length, 2);
+  assert.equal(sentiment.items[0].reference === 'positive' || sentiment.items[0].reference === 'negative', true);
+  assert.equal(report.embeddings.items.length, 2);
   assert.equal(report.grid.code, 'WORLD');
 
   for (const download of Object.values(state.downloads)) assert.ok(download.verified, `${download.file} verified`);
-  assert.equal(await page.locator('#gsm8k-table tbody tr').count(), 1);
-  assert.equal(await page.locator('#embed-table tbody tr').count(), 1);
+  assert.equal(await page.locator('#gsm8k-table tbody tr').count(), 2);
+  assert.equal(await page.locator('#sentiment-table tbody tr').count(), 2);
+  assert.equal(await page.locator('#embed-table tbody tr').count(), 2);
   assert.match(await page.locator('#energy').innerText(), /Wh/);
   await page.screenshot({ path: 'test-results/page-en.png', fullPage: true });
 

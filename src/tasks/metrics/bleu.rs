@@ -30,9 +30,16 @@ fn tokenizer_rules() -> &'static [(Regex, &'static str)] {
 
 /// Tokenizes like sacreBLEU's `Tokenizer13a` (the mteval-v13a rules).
 pub fn tokenize_13a(text: &str) -> Vec<String> {
-    let mut line = text.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+    let mut line = text
+        .replace("<skipped>", "")
+        .replace("-\n", "")
+        .replace('\n', " ");
     if line.contains('&') {
-        line = line.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
+        line = line
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">");
     }
     let mut line = format!(" {line} ");
     for (rule, replacement) in tokenizer_rules() {
@@ -104,7 +111,10 @@ impl BleuStatistics {
                 precisions[n] = 100.0 * self.matches[n] as f64 / self.totals[n] as f64;
             }
         }
-        let log_sum: f64 = precisions[..order_used].iter().map(|&p| if p == 0.0 { LOG_ZERO } else { p.ln() }).sum();
+        let log_sum: f64 = precisions[..order_used]
+            .iter()
+            .map(|&p| if p == 0.0 { LOG_ZERO } else { p.ln() })
+            .sum();
         brevity_penalty * (log_sum / order_used as f64).exp()
     }
 }
@@ -131,7 +141,10 @@ mod tests {
 
     #[test]
     fn tokenizer_splits_punctuation_but_not_numbers() {
-        assert_eq!(tokenize_13a("Hello, world! It costs 3.50."), ["Hello", ",", "world", "!", "It", "costs", "3.50", "."]);
+        assert_eq!(
+            tokenize_13a("Hello, world! It costs 3.50."),
+            ["Hello", ",", "world", "!", "It", "costs", "3.50", "."]
+        );
     }
 
     #[test]

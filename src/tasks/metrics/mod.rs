@@ -2,4 +2,5 @@
 //! named in its file and tested against that implementation's output.
 
 pub mod bleu;
+pub mod classification;
 pub mod rouge;

@@ -25,7 +25,11 @@ fn lcs_length(a: &[String], b: &[String]) -> usize {
     let mut current = vec![0usize; b.len() + 1];
     for x in a {
         for (j, y) in b.iter().enumerate() {
-            current[j + 1] = if x == y { previous[j] + 1 } else { current[j].max(previous[j + 1]) };
+            current[j + 1] = if x == y {
+                previous[j] + 1
+            } else {
+                current[j].max(previous[j + 1])
+            };
         }
         std::mem::swap(&mut previous, &mut current);
     }
@@ -45,13 +49,25 @@ pub fn rouge_l(target: &str, prediction: &str) -> RougeScore {
     let target = tokenize(target);
     let prediction = tokenize(prediction);
     if target.is_empty() || prediction.is_empty() {
-        return RougeScore { precision: 0.0, recall: 0.0, fmeasure: 0.0 };
+        return RougeScore {
+            precision: 0.0,
+            recall: 0.0,
+            fmeasure: 0.0,
+        };
     }
     let lcs = lcs_length(&target, &prediction) as f64;
     let precision = lcs / prediction.len() as f64;
     let recall = lcs / target.len() as f64;
-    let fmeasure = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    RougeScore { precision, recall, fmeasure }
+    let fmeasure = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    RougeScore {
+        precision,
+        recall,
+        fmeasure,
+    }
 }
 
 #[cfg(test)]
@@ -60,7 +76,10 @@ mod tests {
 
     #[test]
     fn tokenizer_drops_non_ascii_and_punctuation() {
-        assert_eq!(tokenize("Return the SUM, élève 42!"), ["return", "the", "sum", "l", "ve", "42"]);
+        assert_eq!(
+            tokenize("Return the SUM, élève 42!"),
+            ["return", "the", "sum", "l", "ve", "42"]
+        );
     }
 
     #[test]
