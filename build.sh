@@ -122,22 +122,26 @@ command_test() {
     build_all
     ensure_chromium
 
+    local native_log browser_log
+    native_log=$(mktemp)
+    browser_log=$(mktemp)
+
     log "native tests"
-    cargo test --release --locked 2>&1 | tee /tmp/seedling-cargo-test.log
+    cargo test --release --locked 2>&1 | tee "$native_log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || die "native tests failed"
     local native_summary
-    native_summary=$(grep -E '^test result:' /tmp/seedling-cargo-test.log | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
+    native_summary=$(grep -E '^test result:' "$native_log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
 
     log "browser tests (headless Chromium)"
     trap stop_server EXIT
     start_server
-    SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/ 2>&1 | tee /tmp/seedling-browser-test.log
+    SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/ 2>&1 | tee "$browser_log"
     local browser_status=${PIPESTATUS[0]}
     stop_server
 
     local browser_passed browser_failed
-    browser_passed=$(awk '/^ℹ pass / {print $3}' /tmp/seedling-browser-test.log)
-    browser_failed=$(awk '/^ℹ fail / {print $3}' /tmp/seedling-browser-test.log)
+    browser_passed=$(awk '/^ℹ pass / {print $3}' "$browser_log")
+    browser_failed=$(awk '/^ℹ fail / {print $3}' "$browser_log")
     log "native: $native_summary; browser: ${browser_passed:-0} passed, ${browser_failed:-0} failed; wall time $((SECONDS - started)) s"
     local native_passed native_failed
     read -r native_passed native_failed < <(echo "$native_summary" | awk '{print $1, $3}')
@@ -154,6 +158,9 @@ command_eval() {
 }
 
 command_serve() {
+    case "$PORT" in
+        ''|*[!0-9]*) die "invalid PORT \"$PORT\": give a TCP port number, e.g. PORT=8081 ./build.sh serve" ;;
+    esac
     build_all
     log "serving; stop with Ctrl-C"
     exec python3 scripts/serve.py --port "$PORT"
@@ -166,8 +173,10 @@ case "${1:-}" in
     fetch) shift; fetch_assets "$@" ;;
     build) shift; build_all ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
-        [ -z "${1:-}" ] && exit 0
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        case "${1:-}" in
+            ""|-h|--help|help) exit 0 ;;
+        esac
         die "unknown command ${1}"
         ;;
 esac

@@ -5,7 +5,10 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
-const { values } = parseArgs({
+const USAGE = 'usage: ./build.sh eval [--tasks gsm8k,sentiment,embed] [--limit N] [--max-new-tokens N] [--out FILE] [--lang en|fr]';
+let parsed;
+try {
+  parsed = parseArgs({
   options: {
     tasks: { type: 'string', default: 'gsm8k,sentiment,embed' },
     limit: { type: 'string', default: '5' },
@@ -13,7 +16,12 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'reports/browser-report.json' },
     lang: { type: 'string', default: 'en' },
   },
-});
+  });
+} catch (error) {
+  console.error(`error: ${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
 for (const task of values.tasks.split(',')) {
   if (!['gsm8k', 'sentiment', 'embed'].includes(task)) {
     console.error(`error: unknown task ${JSON.stringify(task)}; available: gsm8k, sentiment, embed`);
@@ -21,8 +29,8 @@ for (const task of values.tasks.split(',')) {
   }
 }
 for (const option of ['limit', 'max-new-tokens']) {
-  if (!(Number(values[option]) >= 1)) {
-    console.error(`error: --${option} ${JSON.stringify(values[option])} is not a positive integer`);
+  if (!(Number.isInteger(Number(values[option])) && Number(values[option]) >= 1)) {
+    console.error(`error: --${option} ${JSON.stringify(values[option])} is not a positive integer\n${USAGE}`);
     process.exit(2);
   }
 }

@@ -37,7 +37,7 @@ pub enum Error {
     EmptyText,
 
     /// A prompt longer than the context window.
-    #[error("prompt is {tokens} tokens but the context window is {limit} tokens (including {reserved} reserved for generation); shorten the prompt or lower max_new_tokens")]
+    #[error("the {tokens}-token prompt plus {reserved} new tokens exceed the model's {limit}-token context window; use at most {} new tokens or a shorter prompt", limit.saturating_sub(*tokens))]
     PromptTooLong {
         tokens: usize,
         limit: usize,
@@ -72,11 +72,8 @@ pub enum Error {
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
 
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("I/O error on {path}: {error}")]
+    Io { path: String, error: std::io::Error },
 
     /// The run was cancelled by the caller; results finished before it are kept.
     #[error("cancelled")]
@@ -85,11 +82,22 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The first line of an error's message: candle appends a backtrace on the following
+/// lines when `RUST_BACKTRACE` is set, which would bury the reason.
+pub fn first_line(error: impl fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 impl Error {
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),
-            source,
+            error: source,
         }
     }
 

@@ -21,7 +21,8 @@ pub struct EvalSettings {
     pub limit: usize,
     pub seed: u64,
     pub max_new_tokens: usize,
-    pub threads_used: usize,
+    /// Hardware threads kept busy: 1 for the single-threaded wasm build.
+    pub threads_used: f64,
     pub device_threads: usize,
 }
 
@@ -31,7 +32,7 @@ impl Default for EvalSettings {
             limit: 5,
             seed: 2026,
             max_new_tokens: 256,
-            threads_used: 1,
+            threads_used: 1.0,
             device_threads: 1,
         }
     }
@@ -280,6 +281,8 @@ pub fn energy_context(
 }
 
 /// The profile used until device detection picks one: a generic server vCPU.
+// NOTE: laptops and phones are estimated with this server row too, so their figures
+// can be off by more than the row's ±40% band.
 pub const DEFAULT_PROFILE: &str = "generic-x86-server-vcpu";
 
 /// Everything a finished run produced, assembled into a report.

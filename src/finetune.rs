@@ -16,6 +16,11 @@ use crate::train::{train_linear_head, TrainOptions};
 /// Batch size for embedding the training and test sets.
 const BATCH: usize = 32;
 
+/// Threads kept busy since `cpu_before`: process CPU time over wall time.
+fn busy_threads(wall_seconds: f64, cpu_before: f64) -> f64 {
+    (crate::native::cpu_seconds() - cpu_before) / wall_seconds.max(1e-9)
+}
+
 /// Reads the three UCI files, verified, with their records.
 pub fn uci_items(
     defaults: &Defaults,
@@ -47,6 +52,7 @@ pub fn finetune_sentiment(
     command: &str,
 ) -> Result<HeadRecord> {
     let started = Instant::now();
+    let cpu_before = crate::native::cpu_seconds();
     let defaults = Defaults::open(root)?;
     let (encoder, encoder_files) = defaults.encoder()?;
     let (items, data) = uci_items(&defaults)?;
@@ -99,8 +105,14 @@ pub fn finetune_sentiment(
         .map(|n| n.get())
         .unwrap_or(1);
     let (profile, grid) = crate::eval::energy_context(None, None)?;
-    let energy =
-        crate::energy::estimate_device(&profile, &grid, training_seconds, 1, threads, threads);
+    let energy = crate::energy::estimate_device(
+        &profile,
+        &grid,
+        training_seconds,
+        1,
+        busy_threads(training_seconds, cpu_before),
+        threads,
+    );
 
     std::fs::create_dir_all(out).map_err(|e| Error::io(out.display(), e))?;
     let weights = head.to_safetensors()?;

@@ -11,6 +11,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Checks `bytes` against `expected` (hexadecimal, any case) and names `file` on a mismatch.
 pub fn verify_sha256(file: &str, bytes: &[u8], expected: &str) -> Result<String> {
+    let trimmed = expected.trim();
+    if trimmed.len() != 64 || !trimmed.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::InvalidOption {
+            option: "sha256",
+            value: format!("{trimmed:?}"),
+            expected: "64 hexadecimal characters, as printed by `sha256sum`".into(),
+        });
+    }
     let actual = sha256_hex(bytes);
     if !actual.eq_ignore_ascii_case(expected.trim()) {
         return Err(Error::ChecksumMismatch {
@@ -42,6 +50,15 @@ mod tests {
         assert!(message.contains("model.gguf"), "{message}");
         assert!(message.contains(&"0".repeat(64)), "{message}");
         assert!(message.contains("ba7816bf"), "{message}");
+    }
+
+    #[test]
+    fn malformed_expected_hash_rejected() {
+        let message = verify_sha256("model.gguf", b"abc", "abc")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("64 hexadecimal characters"), "{message}");
+        assert!(!message.contains("mismatch"), "{message}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ mod cli {
         },
         /// Generate a reply to a prompt with the chat model.
         Generate {
+            /// The user message, wrapped in the model's chat template unless --raw is given.
             prompt: String,
             /// A GGUF file path or URL instead of the default SmolLM2-135M-Instruct.
             #[arg(long)]
@@ -102,8 +103,10 @@ mod cli {
             /// Items per task.
             #[arg(long, default_value_t = 5)]
             limit: usize,
+            /// Seed of the item subsets.
             #[arg(long, default_value_t = 2026)]
             seed: u64,
+            /// Tokens generated at most per GSM8K answer.
             #[arg(long, default_value_t = 256)]
             max_new_tokens: usize,
             /// Power profile id from data/energy/power_profiles.csv.
@@ -112,8 +115,8 @@ mod cli {
             /// Grid code from data/energy/grid_intensity.csv.
             #[arg(long)]
             grid: Option<String>,
-            /// Report path.
-            #[arg(long, default_value = "report.json")]
+            /// Report path; its folder is created if missing.
+            #[arg(long, default_value = "reports/report.json")]
             out: PathBuf,
         },
     }
@@ -183,6 +186,12 @@ mod cli {
                 seed,
                 raw,
             } => {
+                if *max_new_tokens == 0 {
+                    bail!("--max-new-tokens must be at least 1");
+                }
+                if !(temperature.is_finite() && *temperature >= 0.0) {
+                    bail!("invalid --temperature {temperature}: use 0 for greedy decoding or a positive number");
+                }
                 let llm = match model {
                     Some(source) => native::load_llm_from(source, sha256.as_deref())?,
                     None => Defaults::open(&root(&cli.root)?)?.llm()?.0,
@@ -278,6 +287,25 @@ mod cli {
         Ok(())
     }
 
+    /// Re-estimates a task's energy with the threads it kept busy, measured as process
+    /// CPU time over the task's wall time, as CodeCarbon attributes CPU power per process.
+    fn measured_energy(
+        energy: &seedling::energy::DeviceEnergy,
+        cpu_before: f64,
+        profile: &seedling::energy::PowerProfile,
+        grid: &seedling::energy::GridIntensity,
+    ) -> seedling::energy::DeviceEnergy {
+        let busy = (native::cpu_seconds() - cpu_before) / energy.seconds.max(1e-9);
+        seedling::energy::estimate_device(
+            profile,
+            grid,
+            energy.seconds,
+            energy.items,
+            busy,
+            energy.device_threads,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_eval(
         root: &std::path::Path,
@@ -294,6 +322,14 @@ mod cli {
                 bail!("unknown task {task:?}; available: gsm8k, sentiment, embed");
             }
         }
+        if limit == 0 || max_new_tokens == 0 {
+            bail!("--limit and --max-new-tokens must be at least 1 (got {limit} and {max_new_tokens})");
+        }
+        // Fail before a long run, not after it, when the report cannot be written.
+        if let Some(folder) = out.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create the report folder {}", folder.display()))?;
+        }
         let defaults = Defaults::open(root)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -302,7 +338,7 @@ mod cli {
             limit,
             seed,
             max_new_tokens,
-            threads_used: threads,
+            threads_used: threads as f64,
             device_threads: threads,
         };
         let (profile, grid) = eval::energy_context(profile, grid)?;
@@ -310,6 +346,7 @@ mod cli {
         let mut datasets = Vec::new();
         let mut results = Vec::new();
         let mut embeddings = None;
+        let mut busy = Vec::new();
 
         if tasks.iter().any(|t| t == "gsm8k") {
             let (llm, record) = defaults.llm()?;
@@ -329,7 +366,8 @@ mod cli {
                 .collect();
             let total = items.len();
             let mut done = 0;
-            let result = pollster::block_on(eval::run_gsm8k(
+            let cpu_before = native::cpu_seconds();
+            let mut result = pollster::block_on(eval::run_gsm8k(
                 &llm,
                 "SmolLM2-135M-Instruct",
                 &items,
@@ -339,14 +377,16 @@ mod cli {
                 |record| {
                     done += 1;
                     eprintln!(
-                        "gsm8k {done}/{total} {} predicted {:?}, reference {} ({:.1} s)",
+                        "gsm8k {done}/{total} {} predicted {}, reference {} ({:.1} s)",
                         record.id,
-                        record.prediction,
+                        record.prediction.as_deref().unwrap_or("nothing"),
                         record.reference,
                         record.latency_ms / 1000.0
                     );
                 },
             ))?;
+            result.energy = measured_energy(&result.energy, cpu_before, &profile, &grid);
+            busy.push(result.energy.threads_used);
             results.push(result);
         }
 
@@ -371,7 +411,8 @@ mod cli {
                 .into_iter()
                 .map(|i| all[held_out[i]].clone())
                 .collect();
-            let result = pollster::block_on(eval::run_sentiment(
+            let cpu_before = native::cpu_seconds();
+            let mut result = pollster::block_on(eval::run_sentiment(
                 &encoder,
                 &head,
                 "all-MiniLM-L6-v2 + head",
@@ -381,6 +422,8 @@ mod cli {
                 &grid,
                 |_| {},
             ))?;
+            result.energy = measured_energy(&result.energy, cpu_before, &profile, &grid);
+            busy.push(result.energy.threads_used);
             results.push(result);
         }
 
@@ -404,7 +447,8 @@ mod cli {
                 .into_iter()
                 .map(|i| all[i].clone())
                 .collect();
-            embeddings = Some(pollster::block_on(eval::run_embeddings(
+            let cpu_before = native::cpu_seconds();
+            let mut run = pollster::block_on(eval::run_embeddings(
                 &encoder,
                 "all-MiniLM-L6-v2",
                 &items,
@@ -412,13 +456,16 @@ mod cli {
                 &profile,
                 &grid,
                 |_| {},
-            ))?);
+            ))?;
+            run.energy = measured_energy(&run.energy, cpu_before, &profile, &grid);
+            busy.push(run.energy.threads_used);
+            embeddings = Some(run);
         }
 
         let runtime = Runtime {
             target: "native".into(),
             backend: "cpu".into(),
-            threads_used: threads,
+            threads_used: busy.iter().copied().fold(0.0, f64::max),
             device_threads: threads,
             user_agent: None,
         };

@@ -11,6 +11,17 @@ use crate::models::bert::{BertFiles, SentenceEncoder};
 use crate::models::llama::CausalLm;
 use crate::report::FileRecord;
 
+/// CPU time (user + system) used by this process so far, in seconds, from `getrusage`.
+pub fn cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into the struct it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Reads a file from a local path or an `http://` / `https://` URL.
 pub fn read_source(source: &str) -> Result<Vec<u8>> {
     if source.starts_with("http://") || source.starts_with("https://") {

@@ -28,7 +28,7 @@ pub struct Runtime {
     pub target: String,
     /// Backend that produced the numbers, e.g. `cpu`.
     pub backend: String,
-    pub threads_used: usize,
+    pub threads_used: f64,
     pub device_threads: usize,
     pub user_agent: Option<String>,
 }

@@ -157,3 +157,22 @@ fn prompt_over_context_rejected() {
     assert!(matches!(error, Error::PromptTooLong { .. }), "{message}");
     assert!(message.contains(&limit.to_string()), "{message}");
 }
+
+#[test]
+fn empty_gguf_rejected() {
+    let message = CausalLm::load(CpuBackend::new(), &[], "empty.gguf")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("empty (0 bytes)"), "{message}");
+}
+
+#[test]
+fn text_file_as_gguf_rejected() {
+    let message = CausalLm::load(CpuBackend::new(), b"hello world", "notes.txt")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("not a GGUF file"), "{message}");
+    assert!(message.contains("\"hell\""), "{message}");
+}

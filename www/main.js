@@ -20,8 +20,16 @@ const number = (value, digits = 2) =>
 const fixed = (value, digits = 1) =>
   new Intl.NumberFormat(state.language, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
 
+// Formats seconds as "42 s", "3 min" or "2.5 h".
+function duration(seconds) {
+  if (seconds < 90) return `${fixed(seconds, 0)} s`;
+  if (seconds < 5400) return `${fixed(seconds / 60, 0)} min`;
+  return `${fixed(seconds / 3600, 1)} h`;
+}
+
 // ---- Worker requests -------------------------------------------------------
 
+const CANCELLED = 'cancelled';
 let worker = null;
 let nextId = 1;
 const pending = new Map();
@@ -120,7 +128,7 @@ function renderDownloads() {
       });
       if (progress.verified) detail += ` — ${t('verified')}`;
     }
-    label.textContent = `${file}: ${detail}`;
+    label.textContent = t('downloadLine', { file, detail });
     row.append(label, document.createElement('br'), bar);
     container.append(row);
   }
@@ -189,6 +197,7 @@ function renderEnergy() {
     }));
     paragraph(t('energyMarginal', { wh: number(task.energy.marginal_wh.estimate / Math.max(1, task.items.length)) }));
   }
+  // NOTE: the derivation comes from the data file, which is written in English only.
   paragraph(t('energyProfile', { profile: report.profile.id, derivation: report.profile.derivation }));
   paragraph(t('hostedNote'));
   for (const contrast of report.hosted_reference) {
@@ -207,7 +216,7 @@ function onItem(event) {
   progress.value = event.done;
   const elapsed = (performance.now() - runStarted) / 1000;
   const left = (elapsed / event.done) * (event.total - event.done);
-  setStatus('statusRunning', { task: event.task, done: event.done, total: event.total, left: `${fixed(left, 0)} s` });
+  setStatus('statusRunning', { task: t(`task_${event.task}`), done: event.done, total: event.total, left: duration(left) });
   renderTables();
 }
 
@@ -238,6 +247,8 @@ async function run({ tasks = ['gsm8k', 'sentiment', 'embed'], limit, maxNewToken
     renderEnergy();
     return state.report;
   } catch (error) {
+    if (error.message === CANCELLED) return null;
+    setStatus('statusFailed');
     showError(error.message);
     throw error;
   } finally {
@@ -249,7 +260,7 @@ async function run({ tasks = ['gsm8k', 'sentiment', 'embed'], limit, maxNewToken
 
 async function cancel() {
   worker.terminate();
-  for (const waiter of pending.values()) waiter.reject(new Error('cancelled'));
+  for (const waiter of pending.values()) waiter.reject(new Error(CANCELLED));
   pending.clear();
   setStatus('statusCancelled');
   await startWorker();

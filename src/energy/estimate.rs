@@ -27,8 +27,8 @@ impl Band {
 pub struct DeviceEnergy {
     pub seconds: f64,
     pub items: usize,
-    /// Hardware threads the run kept busy and the device's total.
-    pub threads_used: usize,
+    /// Hardware threads the run kept busy (CPU time over wall time where measured) and the device's total.
+    pub threads_used: f64,
     pub device_threads: usize,
     /// Power attributed to the run, in W.
     pub power_w: Band,
@@ -54,14 +54,14 @@ pub fn estimate_device(
     grid: &GridIntensity,
     seconds: f64,
     items: usize,
-    threads_used: usize,
+    threads_used: f64,
     device_threads: usize,
 ) -> DeviceEnergy {
-    let threads_used = threads_used.max(1);
-    let device_threads = device_threads.max(threads_used);
+    let threads_used = threads_used.clamp(0.01, device_threads.max(1) as f64);
+    let device_threads = device_threads.max(1);
     let factor = match profile.scope {
-        ProfileScope::PerThread => threads_used as f64,
-        ProfileScope::Device => threads_used as f64 / device_threads as f64,
+        ProfileScope::PerThread => threads_used,
+        ProfileScope::Device => threads_used / device_threads as f64,
     };
     let power_w = Band {
         estimate: profile.active_w,
@@ -122,7 +122,7 @@ mod tests {
             .find(|p| p.id == "generic-x86-server-vcpu")
             .unwrap();
         // 1 thread at 2.19 W for 36 s over 4 items: 2.19 W × 0.01 h = 0.0219 Wh.
-        let energy = estimate_device(&profile, &world(), 36.0, 4, 1, 2);
+        let energy = estimate_device(&profile, &world(), 36.0, 4, 1.0, 2);
         assert!((energy.attributional_wh.estimate - 0.0219).abs() < 1e-9);
         assert!((energy.attributional_wh.low - 0.0131).abs() < 1e-9);
         assert!((energy.attributional_wh.high - 0.0306).abs() < 1e-9);
@@ -142,7 +142,7 @@ mod tests {
         profile.active_w_low = 30.0;
         profile.active_w_high = 50.0;
         profile.idle_w = 5.0;
-        let energy = estimate_device(&profile, &world(), 3600.0, 1, 2, 8);
+        let energy = estimate_device(&profile, &world(), 3600.0, 1, 2.0, 8);
         assert!((energy.power_w.estimate - 10.0).abs() < 1e-12);
         assert!((energy.attributional_wh.estimate - 10.0).abs() < 1e-12);
         assert!((energy.marginal_wh.estimate - 8.75).abs() < 1e-12);

@@ -109,7 +109,7 @@ impl<B: Backend> SentenceEncoder<B> {
         let config: BertConfig =
             serde_json::from_slice(files.config_json).map_err(|e| Error::InvalidConfig {
                 file: "config.json".into(),
-                reason: e.to_string(),
+                reason: crate::error::first_line(&e),
             })?;
         if let Some(activation) = &config.hidden_act {
             if activation != "gelu" {
@@ -127,7 +127,7 @@ impl<B: Backend> SentenceEncoder<B> {
                 let sentence: SentenceBertConfig =
                     serde_json::from_slice(bytes).map_err(|e| Error::InvalidConfig {
                         file: "sentence_bert_config.json".into(),
-                        reason: e.to_string(),
+                        reason: crate::error::first_line(&e),
                     })?;
                 sentence.max_seq_length.min(config.max_position_embeddings)
             }
@@ -138,7 +138,7 @@ impl<B: Backend> SentenceEncoder<B> {
             Tokenizer::from_bytes(files.tokenizer_json).map_err(|e| Error::InvalidModelFile {
                 file: "tokenizer.json".into(),
                 format: "Hugging Face tokenizer.json",
-                reason: e.to_string(),
+                reason: crate::error::first_line(&e),
             })?;
 
         let tensors =
@@ -146,7 +146,7 @@ impl<B: Backend> SentenceEncoder<B> {
                 Error::InvalidModelFile {
                     file: file.to_string(),
                     format: "safetensors",
-                    reason: e.to_string(),
+                    reason: crate::error::first_line(&e),
                 }
             })?;
         // Checkpoints saved from `BertForMaskedLM` and similar prefix every name with `bert.`.

@@ -25,7 +25,7 @@ impl LinearHead {
             Error::InvalidModelFile {
                 file: file.into(),
                 format: "safetensors",
-                reason: e.to_string(),
+                reason: crate::error::first_line(&e),
             }
         })?;
         let get = |name: &str| {
@@ -72,7 +72,7 @@ impl LinearHead {
         .map_err(|e| Error::InvalidModelFile {
             file: "head".into(),
             format: "safetensors",
-            reason: e.to_string(),
+            reason: crate::error::first_line(&e),
         })
     }
 

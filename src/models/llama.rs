@@ -201,7 +201,7 @@ impl TensorReader<'_> {
             .map_err(|e| Error::InvalidModelFile {
                 file: self.file.to_string(),
                 format: "GGUF",
-                reason: format!("tensor {name}: {e}"),
+                reason: format!("tensor {name}: {}", crate::error::first_line(&e)),
             })
     }
 
@@ -224,11 +224,25 @@ impl TensorReader<'_> {
 impl<B: Backend> CausalLm<B> {
     /// Parses a GGUF file held in memory; `file` names it in error messages.
     pub fn load(backend: B, bytes: &[u8], file: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidModelFile {
+            file: file.to_string(),
+            format: "GGUF",
+            reason,
+        };
+        if bytes.is_empty() {
+            return Err(invalid("the file is empty (0 bytes)".into()));
+        }
+        if !bytes.starts_with(b"GGUF") {
+            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(4)]).into_owned();
+            return Err(invalid(format!(
+                "not a GGUF file: it starts with {start:?}, expected \"GGUF\""
+            )));
+        }
         let mut reader = Cursor::new(bytes);
         let content = Content::read(&mut reader).map_err(|e| Error::InvalidModelFile {
             file: file.to_string(),
             format: "GGUF",
-            reason: e.to_string(),
+            reason: crate::error::first_line(&e),
         })?;
         let config = read_config(&content, file)?;
         let tokenizer = GgufTokenizer::from_gguf(&content, file)?;

@@ -40,6 +40,25 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   await context.close();
 });
 
+test('cancel keeps finished items and the page recovers', { timeout: 600_000 }, async () => {
+  const { context, page, problems } = await openPage(browser);
+  await page.fill('#limit', '3');
+  await page.fill('#max-new-tokens', '8');
+  await page.click('#run');
+  await page.waitForFunction(() => window.seedling.state.items.gsm8k.length >= 1, null, { timeout: 300_000 });
+  await page.click('#cancel');
+  await page.waitForFunction(() => !window.seedling.state.running, null, { timeout: 30_000 });
+  const kept = await page.evaluate(() => window.seedling.state.items.gsm8k.length);
+  assert.ok(kept >= 1, 'finished items are kept');
+  assert.equal(await page.locator('#error').isVisible(), false, 'cancelling is not an error');
+  assert.match(await page.locator('#status').innerText(), /Cancelled/);
+
+  const report = await page.evaluate(() => window.seedling.run({ tasks: ['embed'], limit: 1, maxNewTokens: 1 }));
+  assert.equal(report.embeddings.items.length, 1);
+  assert.deepEqual(problems.pageErrors, []);
+  await context.close();
+});
+
 test('page switches to French', { timeout: 120_000 }, async () => {
   const { context, page } = await openPage(browser, '?lang=fr');
   assert.equal(await page.locator('html').getAttribute('lang'), 'fr');
