@@ -82,7 +82,7 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The first line of an error's message: candle appends a backtrace on the following
+/// Returns the first line of an error's message, because candle appends a backtrace on the following
 /// lines when `RUST_BACKTRACE` is set, which would bury the reason.
 pub fn first_line(error: impl fmt::Display) -> String {
     error

@@ -7,7 +7,7 @@ use crate::backend::Backend;
 use crate::clock::{elapsed_ms, Instant};
 use crate::data::gsm8k::Gsm8kItem;
 use crate::data::uci_sentiment::SentimentItem;
-use crate::energy::{estimate_device, GridIntensity, PowerProfile, PublishedFigure};
+use crate::energy::{estimate_device, DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
 use crate::error::Result;
 use crate::models::bert::SentenceEncoder;
 use crate::models::llama::{CausalLm, GenerateOptions};
@@ -26,6 +26,26 @@ pub struct EvalSettings {
     pub device_threads: usize,
 }
 
+impl EvalSettings {
+    /// Estimates the device energy of `items` items that took `seconds` under these settings.
+    pub fn energy(
+        &self,
+        profile: &PowerProfile,
+        grid: &GridIntensity,
+        seconds: f64,
+        items: usize,
+    ) -> DeviceEnergy {
+        estimate_device(
+            profile,
+            grid,
+            seconds,
+            items,
+            self.threads_used,
+            self.device_threads,
+        )
+    }
+}
+
 impl Default for EvalSettings {
     fn default() -> Self {
         Self {
@@ -38,7 +58,7 @@ impl Default for EvalSettings {
     }
 }
 
-/// Answers GSM8K `items` with greedy decoding and scores each by exact match of the final number.
+/// Runs GSM8K `items` through the model with greedy decoding and scores each by exact match of the final number.
 pub async fn run_gsm8k<B: Backend>(
     model: &CausalLm<B>,
     model_name: &str,
@@ -100,14 +120,7 @@ pub async fn run_gsm8k<B: Backend>(
         score,
         interval: Some((interval.low, interval.high)),
         extra_metrics: Default::default(),
-        energy: estimate_device(
-            profile,
-            grid,
-            seconds,
-            records.len(),
-            settings.threads_used,
-            settings.device_threads,
-        ),
+        energy: settings.energy(profile, grid, seconds, records.len()),
         items: records,
         seconds,
     })
@@ -144,14 +157,7 @@ pub async fn run_embeddings<B: Backend>(
     let seconds = total_ms / 1000.0;
     Ok(EmbeddingRun {
         model: model_name.into(),
-        energy: estimate_device(
-            profile,
-            grid,
-            seconds,
-            records.len(),
-            settings.threads_used,
-            settings.device_threads,
-        ),
+        energy: settings.energy(profile, grid, seconds, records.len()),
         items: records,
         seconds,
     })
@@ -214,14 +220,7 @@ pub async fn run_sentiment<B: Backend>(
         prompt_version: sentiment::PROMPT_VERSION.into(),
         metric: sentiment::METRIC.into(),
         score: wilson(correct, records.len()).value,
-        energy: estimate_device(
-            profile,
-            grid,
-            seconds,
-            records.len(),
-            settings.threads_used,
-            settings.device_threads,
-        ),
+        energy: settings.energy(profile, grid, seconds, records.len()),
         items: records,
         seconds,
         interval: None,
@@ -248,7 +247,7 @@ pub fn contrasts(figures: Vec<PublishedFigure>, small_wh_per_item: Option<f64>) 
         .collect()
 }
 
-/// The profile and grid rows a run uses: the given ids, or the generic CPU row and the world average.
+/// Looks up the profile and grid rows a run uses: the given ids, or the generic CPU row and the world average.
 pub fn energy_context(
     profile_id: Option<&str>,
     grid_code: Option<&str>,

@@ -106,7 +106,7 @@ mod cli {
             /// Seed of the item subsets.
             #[arg(long, default_value_t = 2026)]
             seed: u64,
-            /// Tokens generated at most per GSM8K answer.
+            /// Maximum tokens generated per GSM8K item.
             #[arg(long, default_value_t = 256)]
             max_new_tokens: usize,
             /// Power profile id from data/energy/power_profiles.csv.

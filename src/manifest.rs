@@ -35,7 +35,7 @@ impl Manifest {
         })
     }
 
-    /// The entry whose `dest` is `dest`.
+    /// Finds the entry whose `dest` is `dest`.
     pub fn file(&self, dest: &str) -> Result<&ManifestFile> {
         self.files
             .iter()

@@ -40,7 +40,7 @@ pub fn read_source(source: &str) -> Result<Vec<u8>> {
     std::fs::read(source).map_err(|e| Error::io(source, e))
 }
 
-/// The repository root: the nearest ancestor of the current folder, or of the
+/// Finds the repository root: the nearest ancestor of the current folder, or of the
 /// executable, that contains `models/manifest.json`.
 pub fn find_root() -> Result<PathBuf> {
     let mut candidates = Vec::new();

@@ -16,7 +16,7 @@ use candle_core::quantized::QTensor;
 
 use crate::error::Result;
 
-/// Which positions a query may attend to.
+/// The set of keys each query may attend to.
 #[derive(Debug, Clone)]
 pub enum AttentionMask {
     /// Bidirectional attention over the first `lengths[i]` keys of batch row `i`; the
@@ -113,10 +113,10 @@ pub trait Backend {
     /// Divides each row of `[b, c]` by its L2 norm.
     fn l2_normalize(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// The last position of `[b, t, c]`, as `[b, 1, c]`.
+    /// Selects the last position of `[b, t, c]`, as `[b, 1, c]`.
     fn last_position(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// The tensor's dimensions.
+    /// Returns the tensor's dimensions.
     fn dims(&self, x: &Self::Tensor) -> Vec<usize>;
 
     /// Copies a tensor back to the host, flattened in row-major order.

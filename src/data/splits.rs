@@ -11,7 +11,7 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
-/// The form under which two texts count as the same: trimmed, lowercased, inner
+/// Normalizes a text to the form under which two texts count as the same: trimmed, lowercased, inner
 /// whitespace collapsed.
 pub fn normalized(text: &str) -> String {
     text.split_whitespace()
@@ -122,7 +122,8 @@ mod tests {
         let texts = ["same", "same", "other"];
         let labels = [0, 1, 0];
         let split = stratified_split(&texts, &labels, 1.0, 1);
-        assert!(split.train.contains(&0) && split.train.contains(&1));
+        assert!(split.train.contains(&0));
+        assert!(split.train.contains(&1));
         assert_eq!(split.test, vec![2]);
     }
 }

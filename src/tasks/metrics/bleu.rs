@@ -83,7 +83,7 @@ impl BleuStatistics {
         }
     }
 
-    /// The BLEU score (0–100) of these statistics; `effective_order` stops at the
+    /// Computes the BLEU score (0–100) of these statistics. With `effective_order` it stops at the
     /// highest n-gram order that has any n-gram, as sacreBLEU's sentence BLEU does.
     pub fn score(&self, effective_order: bool) -> f64 {
         let brevity_penalty = if self.hypothesis_length == 0 {
