@@ -60,6 +60,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A data file that cannot be read as a whole (bad compression or encoding).
+    #[error("invalid data file {file}: {reason}")]
+    InvalidDataFile { file: String, reason: String },
+
+    /// Code execution that the caller has not allowed, or that failed to start.
+    #[error("{0}")]
+    Execution(String),
+
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 

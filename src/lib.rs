@@ -7,6 +7,7 @@ pub mod data;
 pub mod energy;
 pub mod error;
 pub mod eval;
+pub mod inputs;
 pub mod integrity;
 pub mod manifest;
 pub mod models;
@@ -25,3 +26,6 @@ pub mod native;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod finetune;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sandbox;

@@ -16,9 +16,7 @@ mod cli {
 
     use anyhow::{bail, Context};
     use clap::{Parser, Subcommand};
-    use seedling::data::{gsm8k, seeded_subset, uci_sentiment};
-    use seedling::eval::{self, EvalSettings, RunParts};
-    use seedling::manifest::defaults;
+    use seedling::eval::{self, EvalSettings};
     use seedling::models::llama::GenerateOptions;
     use seedling::models::sampling::Sampling;
     use seedling::native::{self, Defaults};
@@ -97,18 +95,28 @@ mod cli {
         },
         /// Run the main job and write a JSON report.
         Eval {
-            /// Comma-separated tasks: gsm8k, sentiment, embed.
-            #[arg(long, default_value = "gsm8k,sentiment,embed", value_delimiter = ',')]
-            tasks: Vec<String>,
+            /// Comma-separated tasks: sentiment, story, gsm8k, code-summary, humaneval, embed.
+            /// All of them by default (humaneval only with --execute-untrusted-code, story
+            /// only with --data story=PATH).
+            #[arg(long, value_delimiter = ',')]
+            tasks: Option<Vec<String>>,
             /// Items per task.
             #[arg(long, default_value_t = 5)]
             limit: usize,
             /// Seed of the item subsets.
             #[arg(long, default_value_t = 2026)]
             seed: u64,
-            /// Maximum tokens generated per GSM8K item.
+            /// Maximum tokens the chat model generates per item.
             #[arg(long, default_value_t = 256)]
             max_new_tokens: usize,
+            /// A task's data from your own JSONL file instead of the default set, as
+            /// TASK=PATH (repeatable). See the README for each task's fields.
+            #[arg(long = "data", value_name = "TASK=PATH")]
+            data: Vec<String>,
+            /// Allow the humaneval task to run model-written Python with python3, in a
+            /// temporary folder with time, memory and file-size limits.
+            #[arg(long)]
+            execute_untrusted_code: bool,
             /// Power profile id from data/energy/power_profiles.csv.
             #[arg(long)]
             profile: Option<String>,
@@ -268,221 +276,264 @@ mod cli {
                 limit,
                 seed,
                 max_new_tokens,
+                data,
+                execute_untrusted_code,
                 profile,
                 grid,
                 out,
             } => {
-                run_eval(
-                    &root(&cli.root)?,
+                let args = EvalArgs {
                     tasks,
-                    *limit,
-                    *seed,
-                    *max_new_tokens,
-                    profile.as_deref(),
-                    grid.as_deref(),
+                    limit: *limit,
+                    seed: *seed,
+                    max_new_tokens: *max_new_tokens,
+                    data,
+                    execute_untrusted_code: *execute_untrusted_code,
+                    profile: profile.as_deref(),
+                    grid: grid.as_deref(),
                     out,
-                )?;
+                };
+                run_eval(&root(&cli.root)?, args)?;
             }
         }
         Ok(())
     }
 
-    /// Re-estimates a task's energy with the threads it kept busy, measured as process
-    /// CPU time over the task's wall time, as CodeCarbon attributes CPU power per process.
-    fn measured_energy(
-        energy: &seedling::energy::DeviceEnergy,
+    /// Prints each item as it finishes and re-estimates each task's energy with the
+    /// threads it kept busy, measured as process CPU time over the task's wall time, as
+    /// CodeCarbon attributes CPU power per process.
+    struct CliObserver {
         cpu_before: f64,
-        profile: &seedling::energy::PowerProfile,
-        grid: &seedling::energy::GridIntensity,
-    ) -> seedling::energy::DeviceEnergy {
-        let busy = (native::cpu_seconds() - cpu_before) / energy.seconds.max(1e-9);
-        seedling::energy::estimate_device(
-            profile,
-            grid,
-            energy.seconds,
-            energy.items,
-            busy,
-            energy.device_threads,
-        )
+        profile: seedling::energy::PowerProfile,
+        grid: seedling::energy::GridIntensity,
+        busy: Vec<f64>,
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run_eval(
-        root: &std::path::Path,
-        tasks: &[String],
+    impl eval::RunObserver for CliObserver {
+        fn item(&mut self, task: &str, done: usize, total: usize, record: &serde_json::Value) {
+            let field = |name: &str| record.get(name).and_then(|v| v.as_str()).unwrap_or("");
+            let outcome = match task {
+                "embed" => String::new(),
+                "humaneval" => format!(" {}", field("detail")),
+                _ => format!(
+                    " predicted {:?}, reference {:?}",
+                    record
+                        .get("prediction")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("nothing"),
+                    field("reference")
+                ),
+            };
+            let seconds = record
+                .get("latency_ms")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0)
+                / 1000.0;
+            eprintln!(
+                "{task} {done}/{total} {}{outcome} ({seconds:.1} s)",
+                field("id")
+            );
+        }
+
+        fn task_started(&mut self, _task: &str) {
+            self.cpu_before = native::cpu_seconds();
+        }
+
+        fn task_finished(&mut self, _task: &str, energy: &mut seedling::energy::DeviceEnergy) {
+            let busy = (native::cpu_seconds() - self.cpu_before) / energy.seconds.max(1e-9);
+            *energy = seedling::energy::estimate_device(
+                &self.profile,
+                &self.grid,
+                energy.seconds,
+                energy.items,
+                busy,
+                energy.device_threads,
+            );
+            self.busy.push(energy.threads_used);
+        }
+    }
+
+    struct EvalArgs<'a> {
+        tasks: &'a Option<Vec<String>>,
         limit: usize,
         seed: u64,
         max_new_tokens: usize,
-        profile: Option<&str>,
-        grid: Option<&str>,
-        out: &std::path::Path,
-    ) -> anyhow::Result<()> {
-        for task in tasks {
-            if !["gsm8k", "sentiment", "embed"].contains(&task.as_str()) {
-                bail!("unknown task {task:?}; available: gsm8k, sentiment, embed");
+        data: &'a [String],
+        execute_untrusted_code: bool,
+        profile: Option<&'a str>,
+        grid: Option<&'a str>,
+        out: &'a std::path::Path,
+    }
+
+    fn run_eval(root: &std::path::Path, args: EvalArgs<'_>) -> anyhow::Result<()> {
+        use seedling::inputs::{self, DataInput, TASKS};
+
+        let tasks: Vec<String> = match args.tasks {
+            Some(tasks) => tasks.clone(),
+            None => {
+                if !args.execute_untrusted_code {
+                    eprintln!(
+                        "note: humaneval is left out because it runs model-written code; \
+                         add --execute-untrusted-code to include it"
+                    );
+                }
+                let has_user_file = |task: &str| {
+                    args.data
+                        .iter()
+                        .any(|spec| spec.starts_with(&format!("{task}=")))
+                };
+                for task in inputs::NEEDS_USER_DATA.iter().filter(|t| !has_user_file(t)) {
+                    eprintln!("note: {task} is left out because it needs your own data file (--data {task}=PATH)");
+                }
+                TASKS
+                    .iter()
+                    .filter(|t| **t != "humaneval" || args.execute_untrusted_code)
+                    .filter(|t| !inputs::NEEDS_USER_DATA.contains(t) || has_user_file(t))
+                    .map(|t| t.to_string())
+                    .collect()
             }
+        };
+        for task in &tasks {
+            inputs::check_task(task)?;
         }
-        if limit == 0 || max_new_tokens == 0 {
-            bail!("--limit and --max-new-tokens must be at least 1 (got {limit} and {max_new_tokens})");
+        if args.limit == 0 || args.max_new_tokens == 0 {
+            bail!(
+                "--limit and --max-new-tokens must be at least 1 (got {} and {})",
+                args.limit,
+                args.max_new_tokens
+            );
         }
         // Fail before a long run, not after it, when the report cannot be written.
-        if let Some(folder) = out.parent().filter(|f| !f.as_os_str().is_empty()) {
+        if let Some(folder) = args.out.parent().filter(|f| !f.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder)
                 .with_context(|| format!("cannot create the report folder {}", folder.display()))?;
         }
+        if args.execute_untrusted_code && tasks.iter().any(|t| t == "humaneval") {
+            eprintln!(
+                "warning: --execute-untrusted-code runs Python written by the model on this \
+                 machine, in a temporary folder with a {} s time limit, memory and file-size \
+                 limits and no network namespace where the kernel allows one. It is not a \
+                 full sandbox: run it in a container or virtual machine you can throw away.",
+                seedling::tasks::humaneval::TIMEOUT_MS / 1000
+            );
+        }
+
         let defaults = Defaults::open(root)?;
+        let mut data: std::collections::BTreeMap<String, Vec<DataInput>> = Default::default();
+        for spec in args.data {
+            let (task, path) = spec.split_once('=').with_context(|| {
+                format!("--data {spec:?}: expected TASK=PATH, e.g. gsm8k=mine.jsonl")
+            })?;
+            inputs::check_task(task)?;
+            if !tasks.iter().any(|t| t == task) {
+                bail!("--data {spec:?} names the task {task:?}, which is not in --tasks");
+            }
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read --data file {path}"))?;
+            data.entry(task.to_string()).or_default().push(DataInput {
+                name: path.to_string(),
+                bytes,
+                pinned_sha256: None,
+            });
+        }
+        for task in &tasks {
+            if data.contains_key(task) {
+                continue;
+            }
+            let mut files = Vec::new();
+            for dest in inputs::default_files(task)? {
+                let (bytes, record) = defaults.data_file(dest)?;
+                files.push(DataInput {
+                    name: dest.to_string(),
+                    bytes,
+                    pinned_sha256: Some(record.sha256),
+                });
+            }
+            data.insert(task.clone(), files);
+        }
+
+        let mut loaded = eval::Loaded::default();
+        let needs = |which: fn((bool, bool, bool)) -> bool| {
+            tasks.iter().any(|t| which(eval::models_needed(t)))
+        };
+        if needs(|n| n.0) {
+            let (encoder, files) = defaults.encoder()?;
+            loaded.encoder = Some((
+                encoder,
+                ModelRecord {
+                    name: "all-MiniLM-L6-v2".into(),
+                    files,
+                },
+            ));
+        }
+        if needs(|n| n.1) {
+            let (llm, record) = defaults.llm()?;
+            loaded.llm = Some((
+                llm,
+                ModelRecord {
+                    name: "SmolLM2-135M-Instruct".into(),
+                    files: vec![record],
+                },
+            ));
+        }
+        if needs(|n| n.2) {
+            let (head, record) =
+                seedling::finetune::load_head(&root.join("models/heads"), "sentiment")?;
+            loaded.sentiment_head = Some((
+                head.clone(),
+                seedling::report::FileRecord {
+                    name: format!("heads/{}", record.file),
+                    sha256: record.sha256.clone(),
+                    bytes: head.weight.len() * 4,
+                },
+            ));
+        }
+
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let settings = EvalSettings {
-            limit,
-            seed,
-            max_new_tokens,
+            limit: args.limit,
+            seed: args.seed,
+            max_new_tokens: args.max_new_tokens,
             threads_used: threads as f64,
             device_threads: threads,
         };
-        let (profile, grid) = eval::energy_context(profile, grid)?;
-        let mut models = Vec::new();
-        let mut datasets = Vec::new();
-        let mut results = Vec::new();
-        let mut embeddings = None;
-        let mut busy = Vec::new();
-
-        if tasks.iter().any(|t| t == "gsm8k") {
-            let (llm, record) = defaults.llm()?;
-            models.push(ModelRecord {
-                name: "SmolLM2-135M-Instruct".into(),
-                files: vec![record],
-            });
-            let (bytes, record) = defaults.data_file(defaults::GSM8K)?;
-            datasets.push(record);
-            let all = gsm8k::parse(
-                defaults::GSM8K,
-                std::str::from_utf8(&bytes).context("GSM8K file is not UTF-8")?,
-            )?;
-            let items: Vec<_> = seeded_subset(all.len(), limit, seed)
-                .into_iter()
-                .map(|i| all[i].clone())
-                .collect();
-            let total = items.len();
-            let mut done = 0;
-            let cpu_before = native::cpu_seconds();
-            let mut result = pollster::block_on(eval::run_gsm8k(
-                &llm,
-                "SmolLM2-135M-Instruct",
-                &items,
-                &settings,
-                &profile,
-                &grid,
-                |record| {
-                    done += 1;
-                    eprintln!(
-                        "gsm8k {done}/{total} {} predicted {}, reference {} ({:.1} s)",
-                        record.id,
-                        record.prediction.as_deref().unwrap_or("nothing"),
-                        record.reference,
-                        record.latency_ms / 1000.0
-                    );
-                },
-            ))?;
-            result.energy = measured_energy(&result.energy, cpu_before, &profile, &grid);
-            busy.push(result.energy.threads_used);
-            results.push(result);
-        }
-
-        if tasks.iter().any(|t| t == "sentiment") {
-            let (encoder, files) = defaults.encoder()?;
-            let (head, head_record) =
-                seedling::finetune::load_head(&root.join("models/heads"), "sentiment")?;
-            let mut model_files = files;
-            model_files.push(seedling::report::FileRecord {
-                name: format!("heads/{}", head_record.file),
-                sha256: head_record.sha256.clone(),
-                bytes: head.weight.len() * 4,
-            });
-            models.push(ModelRecord {
-                name: "all-MiniLM-L6-v2 + sentiment head".into(),
-                files: model_files,
-            });
-            let (all, records) = seedling::finetune::uci_items(&defaults)?;
-            datasets.extend(records);
-            let held_out = seedling::tasks::sentiment::split(&all).test;
-            let items: Vec<_> = seeded_subset(held_out.len(), limit, seed)
-                .into_iter()
-                .map(|i| all[held_out[i]].clone())
-                .collect();
-            let cpu_before = native::cpu_seconds();
-            let mut result = pollster::block_on(eval::run_sentiment(
-                &encoder,
-                &head,
-                "all-MiniLM-L6-v2 + head",
-                &items,
-                &settings,
-                &profile,
-                &grid,
-                |_| {},
-            ))?;
-            result.energy = measured_energy(&result.energy, cpu_before, &profile, &grid);
-            busy.push(result.energy.threads_used);
-            results.push(result);
-        }
-
-        if tasks.iter().any(|t| t == "embed") {
-            let (encoder, files) = defaults.encoder()?;
-            models.push(ModelRecord {
-                name: "all-MiniLM-L6-v2".into(),
-                files,
-            });
-            let mut all = Vec::new();
-            for (source, dest) in defaults::UCI_SOURCES {
-                let (bytes, record) = defaults.data_file(dest)?;
-                datasets.push(record);
-                all.extend(uci_sentiment::parse(
-                    dest,
-                    source,
-                    std::str::from_utf8(&bytes).context("UCI file is not UTF-8")?,
-                )?);
-            }
-            let items: Vec<_> = seeded_subset(all.len(), limit, seed)
-                .into_iter()
-                .map(|i| all[i].clone())
-                .collect();
-            let cpu_before = native::cpu_seconds();
-            let mut run = pollster::block_on(eval::run_embeddings(
-                &encoder,
-                "all-MiniLM-L6-v2",
-                &items,
-                &settings,
-                &profile,
-                &grid,
-                |_| {},
-            ))?;
-            run.energy = measured_energy(&run.energy, cpu_before, &profile, &grid);
-            busy.push(run.energy.threads_used);
-            embeddings = Some(run);
-        }
-
+        let (profile, grid) = eval::energy_context(args.profile, args.grid)?;
+        let mut observer = CliObserver {
+            cpu_before: 0.0,
+            profile: profile.clone(),
+            grid: grid.clone(),
+            busy: Vec::new(),
+        };
+        let executor = seedling::sandbox::PythonProcess::default();
         let runtime = Runtime {
             target: "native".into(),
             backend: "cpu".into(),
-            threads_used: busy.iter().copied().fold(0.0, f64::max),
+            threads_used: threads as f64,
             device_threads: threads,
             user_agent: None,
         };
-        let report = eval::assemble_report(RunParts {
-            runtime,
+        let request = eval::RunRequest {
+            tasks: &tasks,
+            data: &data,
             settings,
-            models,
-            datasets,
-            tasks: results,
-            embeddings,
             profile,
             grid,
-        })?;
+            runtime,
+        };
+        let mut report = pollster::block_on(eval::run_tasks(
+            &loaded,
+            args.execute_untrusted_code.then_some(&executor),
+            request,
+            &mut observer,
+        ))?;
+        report.runtime.threads_used = observer.busy.iter().copied().fold(0.0, f64::max);
         let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(args.out, json)
+            .with_context(|| format!("writing {}", args.out.display()))?;
         println!("{}", report.summary_table());
-        println!("report written to {}", out.display());
+        println!("report written to {}", args.out.display());
         Ok(())
     }
 }

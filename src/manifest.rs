@@ -55,6 +55,7 @@ pub mod defaults {
     pub const MINILM_SENTENCE_CONFIG: &str = "all-MiniLM-L6-v2/sentence_bert_config.json";
     pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
     pub const GSM8K: &str = "gsm8k/test.jsonl";
+    pub const HUMANEVAL: &str = "humaneval/HumanEval.jsonl.gz";
     pub const UCI_SOURCES: [(&str, &str); 3] = [
         ("yelp", "uci-sentiment/yelp.json"),
         ("amazon", "uci-sentiment/amazon.json"),

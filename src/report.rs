@@ -47,6 +47,15 @@ pub struct ItemRecord {
     pub tokens_in: usize,
     pub tokens_out: usize,
     pub decode_tokens_per_second: Option<f64>,
+    /// The input or the output was cut at a length limit (the encoder's maximum
+    /// length, or the new-token budget before the model finished its reply).
+    pub truncated: bool,
+    /// The decision behind the score where there is one, e.g. the code execution's result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Secondary per-item metrics by name, e.g. `sentence_cosine`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +73,8 @@ pub struct TaskResult {
     pub items: Vec<ItemRecord>,
     pub seconds: f64,
     pub energy: DeviceEnergy,
+    /// The items came from the user's own file rather than the default data set.
+    pub user_data: bool,
 }
 
 /// One embedded sentence (not scored: shows what the encoder does and how fast).
@@ -116,14 +127,14 @@ impl Report {
     /// Formats the per-task results as a plain-text table.
     pub fn summary_table(&self) -> String {
         let mut lines = vec![format!(
-            "{:<10} {:<24} {:>5} {:>8} {:>12} {:>22} {:>14}",
+            "{:<12} {:<34} {:>5} {:>8} {:>8} {:>28} {:>12}",
             "task", "model", "items", "score", "s/item", "Wh/item (low-high)", "gCO2e/item"
         )];
         for task in &self.tasks {
             let items = task.items.len().max(1);
             let wh = task.energy.attributional_wh_per_item;
             lines.push(format!(
-                "{:<10} {:<24} {:>5} {:>8.3} {:>12.2} {:>22} {:>14.6}",
+                "{:<12} {:<34} {:>5} {:>8.3} {:>8.2} {:>28} {:>12.6}",
                 task.task,
                 task.model,
                 task.items.len(),
@@ -136,7 +147,7 @@ impl Report {
         if let Some(run) = &self.embeddings {
             let items = run.items.len().max(1);
             lines.push(format!(
-                "{:<10} {:<24} {:>5} {:>8} {:>12.3} {:>22} {:>14.8}",
+                "{:<12} {:<34} {:>5} {:>8} {:>8.3} {:>28} {:>12.8}",
                 "embed",
                 run.model,
                 run.items.len(),

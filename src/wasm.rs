@@ -5,19 +5,21 @@
 //! scoring and energy.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::backend::cpu::CpuBackend;
-use crate::data::{gsm8k, seeded_subset, uci_sentiment};
-use crate::eval::{self, EvalSettings, RunParts};
+use crate::eval::{self, EvalSettings};
+use crate::inputs::DataInput;
 use crate::integrity;
 use crate::models::bert::{BertFiles, SentenceEncoder};
 use crate::models::head::{HeadRecord, LinearHead};
 use crate::models::llama::{CausalLm, GenerateOptions};
 use crate::report::{FileRecord, ModelRecord, Runtime};
+use crate::tasks::humaneval::{CodeExecutor, ExecOutcome};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -54,32 +56,49 @@ pub fn verify_sha256(file: &str, bytes: &[u8], expected: &str) -> Result<String,
     integrity::verify_sha256(file, bytes, expected).map_err(js_error)
 }
 
-#[derive(Default)]
-struct Loaded {
-    encoder: Option<(SentenceEncoder<CpuBackend>, Vec<FileRecord>)>,
-    llm: Option<(CausalLm<CpuBackend>, FileRecord)>,
-    sentiment_head: Option<(LinearHead, HeadRecord)>,
-}
-
-/// Data files handed over by the worker for a run, each with its manifest name and hash.
-#[derive(Deserialize)]
-struct DataFile {
-    name: String,
-    sha256: String,
-    text: String,
-}
+type Loaded = eval::Loaded<CpuBackend>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RunRequest {
     tasks: Vec<String>,
     settings: EvalSettings,
-    gsm8k: Option<DataFile>,
-    #[serde(default)]
-    uci: Vec<DataFile>,
     profile: Option<String>,
     grid: Option<String>,
     user_agent: Option<String>,
+}
+
+/// The page's code-execution sandbox (a Pyodide worker), called as
+/// `executePython(program, timeoutMs)` and resolving to `{passed, result}`.
+struct JsExecutor(js_sys::Function);
+
+impl CodeExecutor for JsExecutor {
+    async fn execute(&self, program: &str, timeout_ms: u64) -> crate::Result<ExecOutcome> {
+        let failed =
+            |what: String| crate::Error::Execution(format!("the code sandbox failed: {what}"));
+        let promise = self
+            .0
+            .call2(
+                &JsValue::NULL,
+                &JsValue::from(program),
+                &JsValue::from(timeout_ms as f64),
+            )
+            .map_err(|e| failed(format!("{e:?}")))?;
+        let value = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+            .await
+            .map_err(|e| failed(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+        serde_wasm_bindgen::from_value(value).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// Lists the default data files of `task` by their data-manifest destination.
+#[wasm_bindgen(js_name = defaultDataFiles)]
+pub fn default_data_files(task: &str) -> Result<Vec<String>, JsError> {
+    Ok(crate::inputs::default_files(task)
+        .map_err(js_error)?
+        .into_iter()
+        .map(str::to_string)
+        .collect())
 }
 
 #[derive(Serialize)]
@@ -97,6 +116,7 @@ enum Progress<'a> {
 #[wasm_bindgen]
 pub struct Engine {
     loaded: Rc<RefCell<Loaded>>,
+    data: Rc<RefCell<BTreeMap<String, Vec<DataInput>>>>,
 }
 
 impl Default for Engine {
@@ -111,6 +131,7 @@ impl Engine {
     pub fn new() -> Engine {
         Engine {
             loaded: Rc::new(RefCell::new(Loaded::default())),
+            data: Rc::new(RefCell::new(BTreeMap::new())),
         }
     }
 
@@ -141,7 +162,11 @@ impl Engine {
             "hiddenSize": encoder.config().hidden_size,
             "layers": encoder.config().num_hidden_layers,
         });
-        self.loaded.borrow_mut().encoder = Some((encoder, records));
+        let model = ModelRecord {
+            name: "all-MiniLM-L6-v2".into(),
+            files: records,
+        };
+        self.loaded.borrow_mut().encoder = Some((encoder, model));
         to_js(&info)
     }
 
@@ -151,7 +176,11 @@ impl Engine {
         let record: FileRecord = serde_wasm_bindgen::from_value(file_record)?;
         let llm = CausalLm::load(CpuBackend::new(), gguf, &record.name).map_err(js_error)?;
         let info = to_js(llm.config())?;
-        self.loaded.borrow_mut().llm = Some((llm, record));
+        let model = ModelRecord {
+            name: "SmolLM2-135M-Instruct".into(),
+            files: vec![record],
+        };
+        self.loaded.borrow_mut().llm = Some((llm, model));
         Ok(info)
     }
 
@@ -171,7 +200,12 @@ impl Engine {
             )));
         }
         let info = to_js(&record)?;
-        self.loaded.borrow_mut().sentiment_head = Some((head, record));
+        let file = FileRecord {
+            name: format!("heads/{}", record.file),
+            sha256: record.sha256.clone(),
+            bytes: weights.len(),
+        };
+        self.loaded.borrow_mut().sentiment_head = Some((head, file));
         Ok(info)
     }
 
@@ -281,19 +315,85 @@ impl Engine {
         }))
     }
 
-    /// Runs the main job on the loaded models and resolves to the report.
-    /// `onProgress(event)` receives each finished item.
+    /// Adds a data file for `task`: a default file with the manifest's `sha256`, or
+    /// a user's file with none (its hash is computed and recorded). Replaces the
+    /// task's files when `replace` is true.
+    #[wasm_bindgen(js_name = addData)]
+    pub fn add_data(
+        &self,
+        task: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        sha256: Option<String>,
+        replace: bool,
+    ) -> Result<(), JsError> {
+        crate::inputs::check_task(task).map_err(js_error)?;
+        let mut data = self.data.borrow_mut();
+        let files = data.entry(task.to_string()).or_default();
+        if replace {
+            files.clear();
+        }
+        files.push(DataInput {
+            name: name.to_string(),
+            bytes,
+            pinned_sha256: sha256,
+        });
+        Ok(())
+    }
+
+    /// Drops the files held for `task`; the next run loads its defaults again.
+    #[wasm_bindgen(js_name = clearData)]
+    pub fn clear_data(&self, task: &str) {
+        self.data.borrow_mut().remove(task);
+    }
+
+    /// Names the files held for `task`, so the page loads only what is missing.
+    #[wasm_bindgen(js_name = dataFiles)]
+    pub fn data_files(&self, task: &str) -> Vec<String> {
+        self.data
+            .borrow()
+            .get(task)
+            .map(|files| files.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs the main job on the loaded models and data, and resolves to the report.
+    /// `onProgress(event)` receives each finished item; `executePython(program,
+    /// timeoutMs)` runs HumanEval programs in the page's sandbox.
     #[wasm_bindgen(js_name = runEval)]
     pub fn run_eval(
         &self,
         request: JsValue,
         on_progress: js_sys::Function,
+        execute_python: Option<js_sys::Function>,
     ) -> Result<js_sys::Promise, JsError> {
         let request: RunRequest = serde_wasm_bindgen::from_value(request)?;
         let loaded = self.loaded.clone();
+        let data = self.data.clone();
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let loaded = loaded.borrow();
-            let report = run_eval_inner(&loaded, request, &on_progress)
+            let data = data.borrow();
+            let (profile, grid) =
+                eval::energy_context(request.profile.as_deref(), request.grid.as_deref())
+                    .map_err(js_error)?;
+            let runtime = Runtime {
+                target: "wasm32".into(),
+                backend: "cpu".into(),
+                threads_used: request.settings.threads_used,
+                device_threads: request.settings.device_threads,
+                user_agent: request.user_agent,
+            };
+            let run = eval::RunRequest {
+                tasks: &request.tasks,
+                data: &data,
+                settings: request.settings,
+                profile,
+                grid,
+                runtime,
+            };
+            let executor = execute_python.map(JsExecutor);
+            let mut observer = PageObserver(on_progress);
+            let report = eval::run_tasks(&loaded, executor.as_ref(), run, &mut observer)
                 .await
                 .map_err(js_error)?;
             Ok(to_js(&report)?)
@@ -301,218 +401,19 @@ impl Engine {
     }
 }
 
-/// Verifies and parses the UCI files in the order given, recording each in `datasets`.
-fn parse_uci(
-    files: &[DataFile],
-    datasets: &mut Vec<FileRecord>,
-) -> crate::Result<Vec<uci_sentiment::SentimentItem>> {
-    let mut all = Vec::new();
-    for file in files {
-        integrity::verify_sha256(&file.name, file.text.as_bytes(), &file.sha256)?;
-        if !datasets.iter().any(|d| d.name == file.name) {
-            datasets.push(FileRecord {
-                name: file.name.clone(),
-                sha256: file.sha256.clone(),
-                bytes: file.text.len(),
-            });
-        }
-        let source = file
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or("uci")
-            .trim_end_matches(".json");
-        all.extend(uci_sentiment::parse(&file.name, source, &file.text)?);
-    }
-    Ok(all)
-}
+/// Relays each finished item to the page.
+struct PageObserver(js_sys::Function);
 
-fn emit(on_progress: &js_sys::Function, event: &Progress<'_>) {
-    if let Ok(value) = to_js(event) {
-        let _ = on_progress.call1(&JsValue::NULL, &value);
-    }
-}
-
-async fn run_eval_inner(
-    loaded: &Loaded,
-    request: RunRequest,
-    on_progress: &js_sys::Function,
-) -> crate::Result<crate::report::Report> {
-    use crate::Error;
-
-    let settings = request.settings;
-    let (profile, grid) =
-        eval::energy_context(request.profile.as_deref(), request.grid.as_deref())?;
-    let mut models = Vec::new();
-    let mut datasets = Vec::new();
-    let mut tasks = Vec::new();
-    let mut embeddings = None;
-    let missing = |what: &str| Error::InvalidOption {
-        option: "tasks",
-        value: what.into(),
-        expected: "the model and data for this task to be loaded first".into(),
-    };
-
-    for task in &request.tasks {
-        match task.as_str() {
-            "gsm8k" => {
-                let (llm, record) = loaded.llm.as_ref().ok_or_else(|| missing("gsm8k"))?;
-                let file = request.gsm8k.as_ref().ok_or_else(|| missing("gsm8k"))?;
-                integrity::verify_sha256(&file.name, file.text.as_bytes(), &file.sha256)?;
-                datasets.push(FileRecord {
-                    name: file.name.clone(),
-                    sha256: file.sha256.clone(),
-                    bytes: file.text.len(),
-                });
-                let all = gsm8k::parse(&file.name, &file.text)?;
-                let items: Vec<_> = seeded_subset(all.len(), settings.limit, settings.seed)
-                    .into_iter()
-                    .map(|i| all[i].clone())
-                    .collect();
-                let total = items.len();
-                let mut done = 0;
-                let result = eval::run_gsm8k(
-                    llm,
-                    "SmolLM2-135M-Instruct",
-                    &items,
-                    &settings,
-                    &profile,
-                    &grid,
-                    |item| {
-                        done += 1;
-                        let record = serde_json::to_value(item).unwrap_or_default();
-                        emit(
-                            on_progress,
-                            &Progress::Item {
-                                task: "gsm8k",
-                                done,
-                                total,
-                                record,
-                            },
-                        );
-                    },
-                )
-                .await?;
-                models.push(ModelRecord {
-                    name: "SmolLM2-135M-Instruct".into(),
-                    files: vec![record.clone()],
-                });
-                tasks.push(result);
-            }
-            "sentiment" => {
-                let (encoder, records) = loaded
-                    .encoder
-                    .as_ref()
-                    .ok_or_else(|| missing("sentiment"))?;
-                let (head, head_record) = loaded
-                    .sentiment_head
-                    .as_ref()
-                    .ok_or_else(|| missing("sentiment"))?;
-                let all = parse_uci(&request.uci, &mut datasets)?;
-                let held_out = crate::tasks::sentiment::split(&all).test;
-                let items: Vec<_> = seeded_subset(held_out.len(), settings.limit, settings.seed)
-                    .into_iter()
-                    .map(|i| all[held_out[i]].clone())
-                    .collect();
-                let total = items.len();
-                let mut done = 0;
-                let result = eval::run_sentiment(
-                    encoder,
-                    head,
-                    "all-MiniLM-L6-v2 + head",
-                    &items,
-                    &settings,
-                    &profile,
-                    &grid,
-                    |item| {
-                        done += 1;
-                        let record = serde_json::to_value(item).unwrap_or_default();
-                        emit(
-                            on_progress,
-                            &Progress::Item {
-                                task: "sentiment",
-                                done,
-                                total,
-                                record,
-                            },
-                        );
-                    },
-                )
-                .await?;
-                let mut files = records.clone();
-                files.push(FileRecord {
-                    name: format!("heads/{}", head_record.file),
-                    sha256: head_record.sha256.clone(),
-                    bytes: head.weight.len() * 4,
-                });
-                models.push(ModelRecord {
-                    name: "all-MiniLM-L6-v2 + sentiment head".into(),
-                    files,
-                });
-                tasks.push(result);
-            }
-            "embed" => {
-                let (encoder, records) = loaded.encoder.as_ref().ok_or_else(|| missing("embed"))?;
-                let all = parse_uci(&request.uci, &mut datasets)?;
-                let items: Vec<_> = seeded_subset(all.len(), settings.limit, settings.seed)
-                    .into_iter()
-                    .map(|i| all[i].clone())
-                    .collect();
-                let total = items.len();
-                let mut done = 0;
-                let run = eval::run_embeddings(
-                    encoder,
-                    "all-MiniLM-L6-v2",
-                    &items,
-                    &settings,
-                    &profile,
-                    &grid,
-                    |item| {
-                        done += 1;
-                        let record = serde_json::to_value(item).unwrap_or_default();
-                        emit(
-                            on_progress,
-                            &Progress::Item {
-                                task: "embed",
-                                done,
-                                total,
-                                record,
-                            },
-                        );
-                    },
-                )
-                .await?;
-                models.push(ModelRecord {
-                    name: "all-MiniLM-L6-v2".into(),
-                    files: records.clone(),
-                });
-                embeddings = Some(run);
-            }
-            other => {
-                return Err(Error::InvalidOption {
-                    option: "tasks",
-                    value: other.into(),
-                    expected: "gsm8k, sentiment or embed".into(),
-                });
-            }
+impl eval::RunObserver for PageObserver {
+    fn item(&mut self, task: &str, done: usize, total: usize, record: &serde_json::Value) {
+        let event = Progress::Item {
+            task,
+            done,
+            total,
+            record: record.clone(),
+        };
+        if let Ok(value) = to_js(&event) {
+            let _ = self.0.call1(&JsValue::NULL, &value);
         }
     }
-
-    let runtime = Runtime {
-        target: "wasm32".into(),
-        backend: "cpu".into(),
-        threads_used: settings.threads_used,
-        device_threads: settings.device_threads,
-        user_agent: request.user_agent,
-    };
-    eval::assemble_report(RunParts {
-        runtime,
-        settings,
-        models,
-        datasets,
-        tasks,
-        embeddings,
-        profile,
-        grid,
-    })
 }

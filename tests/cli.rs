@@ -189,3 +189,137 @@ fn generate_reports_missing_url_clearly() {
     assert!(stderr.contains("missing.gguf"), "{stderr}");
     assert!(stderr.contains("404"), "{stderr}");
 }
+
+fn eval_report(args: &[&str]) -> (std::process::Output, Option<serde_json::Value>) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let output = seedling()
+        .arg("eval")
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    (output, report)
+}
+
+#[test]
+fn code_tasks_run_and_execute_the_generated_code() {
+    let (output, report) = eval_report(&[
+        "--tasks",
+        "code-summary,humaneval",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "16",
+        "--execute-untrusted-code",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --execute-untrusted-code"),
+        "{stderr}"
+    );
+    let report = report.expect("report written");
+    let summary = &report["tasks"][0];
+    assert_eq!(summary["task"], "code-summary");
+    assert_eq!(summary["metric"], "rouge_l_f1");
+    assert!(summary["extra_metrics"]["bleu"].is_number());
+    let humaneval = &report["tasks"][1];
+    assert_eq!(humaneval["metric"], "pass@1");
+    let detail = humaneval["items"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail == "passed" || detail == "timed out" || detail.starts_with("failed: "),
+        "{detail}"
+    );
+    assert_eq!(humaneval["prompt_version"], "humaneval-v1");
+}
+
+#[test]
+fn humaneval_without_the_flag_stops_before_running() {
+    let (output, report) = eval_report(&[
+        "--tasks",
+        "humaneval",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--execute-untrusted-code"), "{stderr}");
+    assert!(report.is_none(), "no report for a refused run");
+}
+
+#[test]
+fn user_data_file_is_scored_and_recorded() {
+    // A fixture made here: two GSM8K-style questions, one with a plain-number answer.
+    let data = tempfile::Builder::new()
+        .suffix(".jsonl")
+        .tempfile()
+        .unwrap();
+    std::fs::write(
+        data.path(),
+        "{\"question\": \"What is 2 + 3?\", \"answer\": \"#### 5\"}\n{\"question\": \"What is 10 - 4?\", \"answer\": \"6\"}\n",
+    )
+    .unwrap();
+    let spec = format!("gsm8k={}", data.path().display());
+    let (output, report) = eval_report(&[
+        "--tasks",
+        "gsm8k",
+        "--limit",
+        "5",
+        "--max-new-tokens",
+        "8",
+        "--data",
+        &spec,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.unwrap();
+    assert_eq!(report["tasks"][0]["user_data"], true);
+    assert_eq!(report["tasks"][0]["items"].as_array().unwrap().len(), 2);
+    let recorded = &report["datasets"][0];
+    assert_eq!(recorded["name"], data.path().display().to_string());
+    assert_eq!(recorded["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn bad_user_data_names_the_line_and_field() {
+    let data = tempfile::Builder::new()
+        .suffix(".jsonl")
+        .tempfile()
+        .unwrap();
+    std::fs::write(
+        data.path(),
+        "{\"question\": \"q\", \"answer\": \"1\"}\n{\"answer\": \"2\"}\n",
+    )
+    .unwrap();
+    let spec = format!("gsm8k={}", data.path().display());
+    let (output, _) = eval_report(&[
+        "--tasks",
+        "gsm8k",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--data",
+        &spec,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("\"question\""), "{stderr}");
+
+    let (output, _) = eval_report(&["--tasks", "gsm8k", "--data", "gsm8k"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TASK=PATH"), "{stderr}");
+    let (output, _) = eval_report(&["--tasks", "gsm8k", "--data", "sentiment=x.jsonl"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not in --tasks"), "{stderr}");
+}

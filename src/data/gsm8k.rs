@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Gsm8kItem {
@@ -23,38 +23,30 @@ struct Line {
 
 /// Parses GSM8K JSONL; a schema error names `file`, the line and the missing field.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Gsm8kItem>> {
-    let mut items = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line_number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let invalid = |reason: String| Error::InvalidData {
-            file: file.to_string(),
-            line: line_number,
-            reason,
-        };
-        let parsed: Line =
-            serde_json::from_str(line).map_err(|e| invalid(format!("not a JSON object: {e}")))?;
+    super::parse_jsonl(file, text, |line_number, parsed: Line, invalid| {
         let question = parsed
             .question
             .ok_or_else(|| invalid("missing field \"question\"".into()))?;
         let solution = parsed
             .answer
             .ok_or_else(|| invalid("missing field \"answer\"".into()))?;
-        let answer = solution
+        // GSM8K's worked solutions end in `#### N`; a user's file may give N alone.
+        let final_part = solution
             .rsplit_once("####")
-            .map(|(_, number)| number.trim().replace(',', ""))
-            .filter(|number| !number.is_empty())
-            .ok_or_else(|| invalid("field \"answer\" has no final \"#### N\"".into()))?;
-        items.push(Gsm8kItem {
+            .map_or(solution.as_str(), |(_, number)| number);
+        let answer = final_part.trim().replace(',', "");
+        if answer.is_empty() || answer.parse::<f64>().is_err() {
+            return Err(invalid(
+                "field \"answer\" must end in \"#### N\" or be a number N".into(),
+            ));
+        }
+        Ok(Gsm8kItem {
             id: format!("gsm8k-test-{line_number}"),
             question,
             solution,
             answer,
-        });
-    }
-    Ok(items)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -67,6 +59,16 @@ mod tests {
         let items = parse("t.jsonl", text).unwrap();
         assert_eq!(items[0].answer, "1234");
         assert_eq!(items[0].id, "gsm8k-test-1");
+    }
+
+    #[test]
+    fn answer_plain_number_or_marker() {
+        let items = parse("t.jsonl", r#"{"question": "q?", "answer": "42"}"#).unwrap();
+        assert_eq!(items[0].answer, "42");
+        let message = parse("t.jsonl", r#"{"question": "q?", "answer": "forty"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("#### N"), "{message}");
     }
 
     #[test]

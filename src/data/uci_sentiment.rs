@@ -54,6 +54,44 @@ pub fn parse(file: &str, source: &str, text: &str) -> Result<Vec<SentimentItem>>
     Ok(items)
 }
 
+#[derive(Deserialize)]
+struct UserLine {
+    id: Option<String>,
+    text: Option<String>,
+    label: Option<serde_json::Value>,
+}
+
+/// Parses a user's JSONL file, one `{"text", "label"}` per line with the label
+/// `positive`/`negative` or 1/0 (and an optional `id`); errors name the line and field.
+pub fn parse_jsonl(file: &str, text: &str) -> Result<Vec<SentimentItem>> {
+    super::parse_jsonl(file, text, |line_number, parsed: UserLine, invalid| {
+        let sentence = parsed
+            .text
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| invalid("missing or empty field \"text\"".into()))?;
+        let label = match &parsed.label {
+            Some(serde_json::Value::String(s)) if s.eq_ignore_ascii_case("positive") => 1,
+            Some(serde_json::Value::String(s)) if s.eq_ignore_ascii_case("negative") => 0,
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1) => 1,
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(0) => 0,
+            other => {
+                return Err(invalid(format!(
+                    "field \"label\" is {}, expected \"positive\", \"negative\", 1 or 0",
+                    other
+                        .as_ref()
+                        .map_or("missing".to_string(), |v| v.to_string())
+                )))
+            }
+        };
+        Ok(SentimentItem {
+            id: parsed.id.unwrap_or_else(|| format!("line-{line_number}")),
+            source: file.to_string(),
+            text: sentence,
+            label,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +102,31 @@ mod tests {
         let items = parse("yelp.json", "yelp", text).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].id, "yelp-0");
+    }
+
+    #[test]
+    fn user_jsonl_accepts_words_and_digits() {
+        let text = "{\"text\": \"Great.\", \"label\": \"Positive\"}\n\n{\"id\": \"b\", \"text\": \"Bad.\", \"label\": 0}";
+        let items = parse_jsonl("mine.jsonl", text).unwrap();
+        assert_eq!((items[0].label, items[1].label), (1, 0));
+        assert_eq!(
+            (items[0].id.as_str(), items[1].id.as_str()),
+            ("line-1", "b")
+        );
+    }
+
+    #[test]
+    fn user_jsonl_errors_name_line_and_field() {
+        let text =
+            "{\"text\": \"Great.\", \"label\": 1}\n{\"text\": \"Meh.\", \"label\": \"neutral\"}";
+        let message = parse_jsonl("mine.jsonl", text).unwrap_err().to_string();
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("\"label\""), "{message}");
+        let message = parse_jsonl("mine.jsonl", "{\"label\": 1}")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("line 1"), "{message}");
+        assert!(message.contains("\"text\""), "{message}");
     }
 
     #[test]

@@ -268,6 +268,33 @@ impl<B: Backend> SentenceEncoder<B> {
         lengths: &[usize],
         longest: usize,
     ) -> Result<Vec<f32>> {
+        let hidden = self.forward_hidden(tokenized, lengths, longest)?;
+        let backend = &self.backend;
+        let pooled = backend.mean_pool(&hidden, lengths)?;
+        let normalized = backend.l2_normalize(&pooled)?;
+        backend.read(&normalized).await
+    }
+
+    /// Returns the last layer's hidden state of every token of `text`, `[CLS]` first and
+    /// `[SEP]` last: one `hidden_size` row per token.
+    pub async fn token_states(&self, text: &str) -> Result<Vec<Vec<f32>>> {
+        let tokenized = vec![self.tokenize(text)?];
+        let length = tokenized[0].0.len();
+        let hidden = self.forward_hidden(&tokenized, &[length], length)?;
+        let values = self.backend.read(&hidden).await?;
+        Ok(values
+            .chunks_exact(self.config.hidden_size)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Runs the padded batch through the encoder and returns the last layer's states.
+    fn forward_hidden(
+        &self,
+        tokenized: &[(Vec<u32>, usize)],
+        lengths: &[usize],
+        longest: usize,
+    ) -> Result<B::Tensor> {
         let backend = &self.backend;
         let batch = tokenized.len();
 
@@ -291,10 +318,7 @@ impl<B: Backend> SentenceEncoder<B> {
         for layer in &self.layers {
             hidden = self.forward_layer(layer, &hidden, &mask)?;
         }
-
-        let pooled = backend.mean_pool(&hidden, lengths)?;
-        let normalized = backend.l2_normalize(&pooled)?;
-        backend.read(&normalized).await
+        Ok(hidden)
     }
 
     fn forward_layer(

@@ -374,6 +374,39 @@ impl<B: Backend> CausalLm<B> {
         backend.read(&logits).await
     }
 
+    /// Perplexity of `continuation` after `prompt_ids`: the exponential of the mean
+    /// negative log-likelihood of each continuation token, in one forward pass.
+    pub async fn perplexity(&self, prompt_ids: &[u32], continuation: &[u32]) -> Result<f64> {
+        if prompt_ids.is_empty() || continuation.is_empty() {
+            return Err(Error::EmptyText);
+        }
+        let ids: Vec<u32> = prompt_ids.iter().chain(continuation).copied().collect();
+        let limit = self.config.context_length;
+        if ids.len() > limit {
+            return Err(Error::PromptTooLong {
+                tokens: prompt_ids.len(),
+                limit,
+                reserved: continuation.len(),
+            });
+        }
+        let mut cache = self.new_cache();
+        let logits = self.forward(&ids, &mut cache, true).await?;
+        let vocab = logits.len() / ids.len();
+        let mut total = 0.0f64;
+        for (offset, &target) in continuation.iter().enumerate() {
+            let row = &logits[(prompt_ids.len() + offset - 1) * vocab..][..vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let log_sum = row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            total += log_sum - row[target as usize] as f64;
+        }
+        Ok((total / continuation.len() as f64).exp())
+    }
+
     /// Generates up to `options.max_new_tokens` after `prompt_ids`, calling `on_token`
     /// with each new token id as soon as it is chosen.
     pub async fn generate(
