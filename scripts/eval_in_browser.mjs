@@ -1,16 +1,16 @@
 // Runs the main job in headless Chromium against the served page and writes the
-// report: `./build.sh eval [--tasks gsm8k,sentiment,embed] [--limit N] [--max-new-tokens N] [--out FILE]`.
+// report: `./build.sh eval [--tasks sentiment,gsm8k,code-summary,humaneval,embed] [--limit N] [--max-new-tokens N] [--out FILE]`.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
-const USAGE = 'usage: ./build.sh eval [--tasks gsm8k,sentiment,embed] [--limit N] [--max-new-tokens N] [--out FILE] [--lang en|fr]';
+const USAGE = 'usage: ./build.sh eval [--tasks sentiment,gsm8k,code-summary,humaneval,embed] [--limit N] [--max-new-tokens N] [--out FILE] [--lang en|fr]';
 let parsed;
 try {
   parsed = parseArgs({
   options: {
-    tasks: { type: 'string', default: 'gsm8k,sentiment,embed' },
+    tasks: { type: 'string', default: 'sentiment,gsm8k,code-summary,humaneval,embed' },
     limit: { type: 'string', default: '5' },
     'max-new-tokens': { type: 'string', default: '256' },
     out: { type: 'string', default: 'reports/browser-report.json' },
@@ -23,8 +23,8 @@ try {
 }
 const { values } = parsed;
 for (const task of values.tasks.split(',')) {
-  if (!['gsm8k', 'sentiment', 'embed'].includes(task)) {
-    console.error(`error: unknown task ${JSON.stringify(task)}; available: gsm8k, sentiment, embed`);
+  if (!['sentiment', 'gsm8k', 'code-summary', 'humaneval', 'embed'].includes(task)) {
+    console.error(`error: unknown task ${JSON.stringify(task)}; available: sentiment, gsm8k, code-summary, humaneval, embed (story needs your own file: use the page or the CLI's --data)`);
     process.exit(2);
   }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Serve the page on 127.0.0.1: `www/` at `/`, plus `models/` and `data/` beside it.
+"""Serve the page on 127.0.0.1: `www/` at `/`, plus `models/`, `data/` and Pyodide beside it.
 
 Sends the headers the page needs: `application/wasm` for WebAssembly, cross-origin
 isolation (COOP/COEP) so a later multi-threaded build can use SharedArrayBuffer,
@@ -13,7 +13,21 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MOUNTS = {"/models/": ROOT / "models", "/data/": ROOT / "data"}
+MOUNTS = {
+    "/models/": ROOT / "models",
+    "/data/": ROOT / "data",
+    # Pyodide from the npm package, loaded by www/python-worker.js.
+    "/vendor/pyodide/": ROOT / "node_modules" / "pyodide",
+}
+
+# Content Security Policy of the Python sandbox worker. A worker takes its CSP
+# from its own script response. This policy keeps the worker's programs from
+# reaching other hosts (connect, fonts, images), from loading scripts with
+# import() or eval, and from starting workers, even through JavaScript objects
+# that python-worker.js cannot replace. The worker still loads Pyodide's files
+# from this origin and compiles its WebAssembly.
+PYTHON_WORKER_PATH = "/python-worker.js"
+PYTHON_WORKER_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'none'"
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -23,6 +37,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         ".js": "text/javascript",
         ".mjs": "text/javascript",
         ".json": "application/json",
+        ".zip": "application/zip",
         ".jsonl": "application/x-ndjson",
         ".gguf": "application/octet-stream",
         ".safetensors": "application/octet-stream",
@@ -43,6 +58,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
         self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-cache")
+        if self.path.split("?", 1)[0].split("#", 1)[0] == PYTHON_WORKER_PATH:
+            self.send_header("Content-Security-Policy", PYTHON_WORKER_CSP)
         super().end_headers()
 
     def log_message(self, format, *args):

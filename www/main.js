@@ -3,10 +3,15 @@
 import { pickLanguage, translate } from './i18n.js';
 
 const params = new URLSearchParams(location.search);
+const TASKS = ['sentiment', 'story', 'gsm8k', 'code-summary', 'humaneval', 'embed'];
+// Tasks whose default data set this build cannot fetch: they run on the user's file only.
+const NEEDS_USER_DATA = ['story'];
+const emptyItems = () => Object.fromEntries(TASKS.map((task) => [task, []]));
 const state = {
   language: pickLanguage(params.get('lang')),
   report: null,
-  items: { gsm8k: [], sentiment: [], embed: [] },
+  items: emptyItems(),
+  userData: {},
   errors: [],
   warnings: [],
   downloads: {},
@@ -107,6 +112,7 @@ function applyLanguage() {
   renderDownloads();
   renderTables();
   renderEnergy();
+  renderDataStatus();
 }
 
 function renderDownloads() {
@@ -161,6 +167,35 @@ function renderTables() {
     );
     return row;
   }));
+  const story = $('story-table').tBodies[0];
+  story.replaceChildren(...state.items.story.map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.input, 'output'), cell(item.prediction ?? '—', 'output'), cell(item.reference, 'output'),
+      cell(fixed(item.score, 2)), cell(fixed(item.metrics?.sentence_cosine ?? 0, 2)),
+      cell(number(item.metrics?.reference_perplexity ?? 0, 3)), cell(`${fixed(item.latency_ms / 1000)} s`),
+    );
+    return row;
+  }));
+  const summary = $('code-summary-table').tBodies[0];
+  summary.replaceChildren(...state.items['code-summary'].map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.input, 'output'), cell(item.prediction ?? '—'), cell(item.reference),
+      cell(fixed(item.score, 2)), cell(`${fixed(item.latency_ms / 1000)} s`),
+    );
+    return row;
+  }));
+  const humaneval = $('humaneval-table').tBodies[0];
+  humaneval.replaceChildren(...state.items.humaneval.map((item) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(item.id), cell(item.prediction ?? item.output, 'output'), cell(item.detail ?? '—'),
+      cell(`${fixed(item.latency_ms / 1000)} s`),
+      cell(item.decode_tokens_per_second ? fixed(item.decode_tokens_per_second) : '—'),
+    );
+    return row;
+  }));
   const embed = $('embed-table').tBodies[0];
   embed.replaceChildren(...state.items.embed.map((item) => {
     const row = document.createElement('tr');
@@ -187,8 +222,10 @@ function renderEnergy() {
     const [low, high] = task.interval ?? [0, 1];
     paragraph(t(`score_${task.task}`, {
       correct, total: task.items.length, percent: fixed(task.score * 100, 0),
-      low: fixed(low * 100, 0), high: fixed(high * 100, 0),
-    }));
+      low: fixed(low * 100, 0), high: fixed(high * 100, 0), bleu: fixed(task.extra_metrics.bleu ?? 0, 1),
+      cosine: fixed(task.extra_metrics.sentence_cosine ?? 0, 2),
+      perplexity: number(task.extra_metrics.reference_perplexity_geometric_mean ?? 0, 3),
+    }) + (task.user_data ? t('userDataNote') : ''));
     const wh = task.energy.attributional_wh_per_item;
     paragraph(t('energyPerItem', {
       wh: number(wh.estimate), low: number(wh.low), high: number(wh.high),
@@ -222,21 +259,23 @@ function onItem(event) {
 
 // ---- Running -----------------------------------------------------------------
 
-async function run({ tasks = ['gsm8k', 'sentiment', 'embed'], limit, maxNewTokens, seed = 2026 } = {}) {
+const defaultTasks = () => TASKS.filter((task) => !NEEDS_USER_DATA.includes(task) || state.userData[task]);
+
+async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } = {}) {
   if (state.running) throw new Error('a run is already in progress');
   state.running = true;
   $('run').disabled = true;
   $('cancel').disabled = false;
   $('error').hidden = true;
-  state.items = { gsm8k: [], sentiment: [], embed: [] };
+  state.items = emptyItems();
   state.report = null;
   renderTables();
   renderEnergy();
   try {
     setStatus('statusDownloading');
     const models = [];
-    if (tasks.includes('gsm8k')) models.push('llm');
-    if (tasks.includes('embed') || tasks.includes('sentiment')) models.push('encoder');
+    if (tasks.some((task) => ['story', 'gsm8k', 'code-summary', 'humaneval'].includes(task))) models.push('llm');
+    if (tasks.some((task) => ['story', 'sentiment', 'embed'].includes(task))) models.push('encoder');
     if (tasks.includes('sentiment')) models.push('head');
     await request('load', { models });
     runStarted = performance.now();
@@ -258,16 +297,45 @@ async function run({ tasks = ['gsm8k', 'sentiment', 'embed'], limit, maxNewToken
   }
 }
 
+// Hands a user's JSONL file to the worker; it replaces the task's default data.
+async function useData(task, name, bytes) {
+  await request('useData', { task, name, bytes });
+  state.userData[task] = { name, bytes };
+  const box = document.querySelector(`input[name=task][value="${task}"]`);
+  if (box) box.checked = true;
+  renderDataStatus();
+}
+
+async function useDefaultData(task) {
+  await request('useDefaultData', { task });
+  delete state.userData[task];
+  renderDataStatus();
+}
+
+function renderDataStatus() {
+  const task = $('data-task').value;
+  const file = state.userData[task];
+  $('data-status').textContent = file
+    ? t('userDataInUse', { task: t(`task_${task}`), file: file.name })
+    : t('userDataDefaultInUse', { task: t(`task_${task}`) });
+}
+
 async function cancel() {
   worker.terminate();
   for (const waiter of pending.values()) waiter.reject(new Error(CANCELLED));
   pending.clear();
   setStatus('statusCancelled');
   await startWorker();
+  // The new worker starts empty: hand it the user's files again.
+  for (const [task, { name, bytes }] of Object.entries(state.userData)) {
+    await request('useData', { task, name, bytes });
+  }
 }
 
 function readSettings() {
+  const tasks = [...document.querySelectorAll('input[name=task]:checked')].map((box) => box.value);
   return {
+    tasks,
     limit: Math.max(1, Number($('limit').value) || 1),
     maxNewTokens: Math.max(1, Number($('max-new-tokens').value) || 1),
   };
@@ -281,6 +349,18 @@ async function main() {
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
   $('cancel').addEventListener('click', () => cancel());
+  $('data-task').addEventListener('change', renderDataStatus);
+  $('data-file').addEventListener('change', async (event) => {
+    const file = event.target.files[0];
+    if (!file) return;
+    try {
+      await useData($('data-task').value, file.name, new Uint8Array(await file.arrayBuffer()));
+    } catch (error) {
+      showError(error.message);
+    }
+    event.target.value = '';
+  });
+  $('data-default').addEventListener('click', () => useDefaultData($('data-task').value).catch((error) => showError(error.message)));
 
   setStatus('statusLoadingEngine');
   await startWorker();
@@ -296,13 +376,15 @@ async function main() {
     generate: (req) => request('generate', { request: req }),
     tokenize: (prompt) => request('tokenize', { prompt }),
     teacherForced: (ids) => request('teacherForced', { ids }),
+    useData,
+    useDefaultData,
   };
 
   if (params.get('autorun')) {
-    const tasks = (params.get('tasks') || 'gsm8k,sentiment,embed').split(',');
+    const tasks = params.get('tasks') ? params.get('tasks').split(',') : defaultTasks();
     $('limit').value = params.get('limit') || $('limit').value;
     $('max-new-tokens').value = params.get('maxNewTokens') || $('max-new-tokens').value;
-    run({ tasks, ...readSettings() }).catch(() => {});
+    run({ ...readSettings(), tasks }).catch(() => {});
   }
 }
 

@@ -1,9 +1,11 @@
 // The inference worker: downloads and caches files, hands their bytes to the wasm
 // engine, and relays its progress. All checks and computation happen in Rust.
-import init, { Engine, verifySha256 } from './pkg/seedling.js';
+import init, { Engine, defaultDataFiles, verifySha256 } from './pkg/seedling.js';
+import { PythonSandbox } from './sandbox.js';
 
 const CACHE_NAME = 'seedling-files-v1';
 let engine = null;
+let sandbox = null;
 
 function post(message) {
   self.postMessage(message);
@@ -116,20 +118,27 @@ async function loadModels(which) {
   return info;
 }
 
+// Hands each task's default data files to the engine, unless it already holds
+// files for that task (the defaults from an earlier run, or the user's own file).
 async function loadData(tasks) {
   const manifest = await readJson('data/manifest.json');
-  const text = async (entry) => {
-    const response = await fetch(`data/files/${entry.dest}`);
-    if (!response.ok) throw new Error(`${entry.dest}: HTTP ${response.status}`);
-    return { name: entry.dest, sha256: entry.sha256, text: await response.text() };
-  };
-  const data = { uci: [] };
-  for (const entry of manifest.files) {
-    if (entry.dataset === 'gsm8k' && tasks.includes('gsm8k')) data.gsm8k = await text(entry);
-    const needsUci = tasks.includes('embed') || tasks.includes('sentiment');
-    if (entry.dataset === 'uci-sentiment' && needsUci) data.uci.push(await text(entry));
+  const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
+  for (const task of tasks) {
+    if (engine.dataFiles(task).length > 0) continue;
+    for (const dest of defaultDataFiles(task)) {
+      const bytes = await fetchVerified(`data/files/${dest}`, byDest[dest]);
+      engine.addData(task, dest, bytes, byDest[dest].sha256, false);
+    }
   }
-  return data;
+}
+
+// Runs HumanEval programs in a Pyodide worker with no network, cut off after the time limit.
+function executePython(program, timeoutMs) {
+  sandbox ??= new PythonSandbox();
+  return sandbox.run(program, timeoutMs).then(({ outcome, detail }) => ({
+    passed: outcome === 'passed',
+    result: outcome === 'failed' ? `failed: ${detail}` : outcome,
+  }));
 }
 
 const handlers = {
@@ -140,10 +149,13 @@ const handlers = {
   },
   load: ({ models }) => loadModels(models),
   async run({ tasks, settings, userAgent }) {
-    const data = await loadData(tasks);
-    const request = { tasks, settings, userAgent, ...data };
-    return engine.runEval(request, (event) => post({ type: 'progress', event }));
+    await loadData(tasks);
+    const request = { tasks, settings, userAgent };
+    return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },
+  // A user's JSONL file replaces the task's data until `useDefaultData`.
+  useData: ({ task, name, bytes }) => engine.addData(task, name, bytes, undefined, true),
+  useDefaultData: ({ task }) => engine.clearData(task),
   embed: ({ texts }) => engine.embed(texts),
   generate: ({ request }) => engine.generate(request, (id, text) => post({ type: 'token', id, text })),
   tokenize: ({ prompt }) => Array.from(engine.tokenizePrompt(prompt)),

@@ -98,3 +98,65 @@ test('corrupt model file gives a clear error', { timeout: 300_000 }, async () =>
   assert.deepEqual(problems.pageErrors, []);
   await context.close();
 });
+
+test('code tasks run end to end, HumanEval tests executed in the sandbox', { timeout: 900_000 }, async () => {
+  const { context, page, problems } = await openPage(browser, '?lang=en');
+  const report = await page.evaluate(() => window.seedling.run({ tasks: ['code-summary', 'humaneval'], limit: 1, maxNewTokens: 16 }));
+  const summary = report.tasks.find((task) => task.task === 'code-summary');
+  assert.equal(summary.metric, 'rouge_l_f1');
+  assert.equal(summary.items.length, 1);
+  assert.ok(summary.items[0].reference.length > 0);
+  assert.ok('bleu' in summary.extra_metrics);
+  const humaneval = report.tasks.find((task) => task.task === 'humaneval');
+  assert.equal(humaneval.metric, 'pass@1');
+  // 16 tokens cannot finish a function: the program runs and fails, which proves execution happened.
+  assert.match(humaneval.items[0].detail, /^(passed|failed|timed out)/);
+  assert.ok(humaneval.items[0].truncated || humaneval.items[0].tokens_out < 16);
+  assert.ok(report.datasets.some((file) => file.name === 'humaneval/HumanEval.jsonl.gz'));
+  assert.equal(await page.locator('#humaneval-table tbody tr').count(), 1);
+  assert.equal(await page.locator('#code-summary-table tbody tr').count(), 1);
+  assert.match(await page.locator('#energy').innerText(), /pass@1/);
+  assert.deepEqual(problems.pageErrors, []);
+  assert.deepEqual(problems.foreignRequests, []);
+  await context.close();
+});
+
+test('a user JSONL file replaces the default data; a schema error names line and field', { timeout: 600_000 }, async () => {
+  const { context, page, problems } = await openPage(browser, '?lang=en');
+  // A fixture made here: two sentences with labels written as words and as digits.
+  const good = '{"text": "The soup was wonderful.", "label": "positive"}\n{"id": "b", "text": "Cold fries, rude staff.", "label": 0}\n';
+  await page.selectOption('#data-task', 'sentiment');
+  await page.setInputFiles('#data-file', { name: 'mine.jsonl', mimeType: 'application/json', buffer: Buffer.from(good) });
+  await page.waitForFunction(() => document.querySelector('#data-status').textContent.includes('mine.jsonl'));
+  const report = await page.evaluate(() => window.seedling.run({ tasks: ['sentiment'], limit: 10, maxNewTokens: 1 }));
+  const sentiment = report.tasks[0];
+  assert.equal(sentiment.user_data, true);
+  assert.deepEqual(sentiment.items.map((item) => item.reference).sort(), ['negative', 'positive']);
+  assert.ok(report.datasets.some((file) => file.name === 'mine.jsonl' && file.sha256.length === 64));
+
+  const bad = '{"text": "Fine.", "label": 1}\n{"text": "Meh.", "label": "neutral"}\n';
+  await page.setInputFiles('#data-file', { name: 'bad.jsonl', mimeType: 'application/json', buffer: Buffer.from(bad) });
+  await page.waitForFunction(() => document.querySelector('#data-status').textContent.includes('bad.jsonl'));
+  const message = await page.evaluate(() => window.seedling.run({ tasks: ['sentiment'], limit: 10, maxNewTokens: 1 }).then(() => 'no error', (error) => error.message));
+  assert.match(message, /bad\.jsonl at line 2/);
+  assert.match(message, /"label"/);
+
+  // A story fixture made here; the story task has no default data in this build.
+  const story = '{"background": "Two farms share a river. The upstream farm builds a dam.", "story": "The downstream farm ran dry, and its corn failed."}\n';
+  await page.selectOption('#data-task', 'story');
+  await page.setInputFiles('#data-file', { name: 'stories.jsonl', mimeType: 'application/json', buffer: Buffer.from(story) });
+  await page.waitForFunction(() => document.querySelector('#data-status').textContent.includes('stories.jsonl'));
+  const storyReport = await page.evaluate(() => window.seedling.run({ tasks: ['story'], limit: 1, maxNewTokens: 16 }));
+  const storyTask = storyReport.tasks[0];
+  assert.equal(storyTask.metric, 'bertscore_f1');
+  assert.ok(storyTask.items[0].metrics.reference_perplexity > 1);
+  assert.equal(await page.locator('#story-table tbody tr').count(), 1);
+
+  await page.selectOption('#data-task', 'sentiment');
+  await page.click('#data-default');
+  await page.waitForFunction(() => document.querySelector('#data-status').textContent.includes('default'));
+  const back = await page.evaluate(() => window.seedling.run({ tasks: ['sentiment'], limit: 1, maxNewTokens: 1 }));
+  assert.equal(back.tasks[0].user_data, false);
+  assert.deepEqual(problems.pageErrors, []);
+  await context.close();
+});
