@@ -126,6 +126,9 @@ command_test() {
     native_log=$(mktemp)
     browser_log=$(mktemp)
 
+    log "data tables against their pinned packages"
+    python3 scripts/convert_grid_intensity.py --check || die "data/energy tables are stale"
+
     log "native tests"
     cargo test --release --locked 2>&1 | tee "$native_log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || die "native tests failed"

@@ -9,6 +9,7 @@ use crate::data::gsm8k::Gsm8kItem;
 use crate::data::humaneval::Problem;
 use crate::data::stories::StoryItem;
 use crate::data::uci_sentiment::SentimentItem;
+use crate::energy::grid::{choose_grid, GridChoice};
 use crate::energy::{estimate_device, DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
 use crate::error::Result;
 use crate::inputs::DataInput;
@@ -512,15 +513,25 @@ pub fn contrasts(figures: Vec<PublishedFigure>, small_wh_per_item: Option<f64>) 
         .collect()
 }
 
-/// Looks up the profile and grid rows a run uses: the given ids, or the generic CPU row and the world average.
+/// Where a run's grid intensity comes from: the user's pick, else the locale's region
+/// or the time zone (labelled as a guess), else the world average.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GridRequest {
+    pub code: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// Looks up the profile row a run uses (the given id, or the generic CPU row) and
+/// chooses its grid row.
 pub fn energy_context(
     profile_id: Option<&str>,
-    grid_code: Option<&str>,
-) -> Result<(PowerProfile, GridIntensity)> {
+    grid: &GridRequest,
+) -> Result<(PowerProfile, GridChoice)> {
     use crate::error::Error;
 
     let profile_id = profile_id.unwrap_or(DEFAULT_PROFILE);
-    let grid_code = grid_code.unwrap_or("WORLD");
     let profiles = crate::energy::power_profiles()?;
     let known: Vec<String> = profiles.iter().map(|p| p.id.clone()).collect();
     let profile = profiles
@@ -531,17 +542,12 @@ pub fn energy_context(
             value: profile_id.to_string(),
             expected: format!("one of {}", known.join(", ")),
         })?;
-    let grids = crate::energy::grid_intensities()?;
-    let known: Vec<String> = grids.iter().map(|g| g.code.clone()).collect();
-    let grid = grids
-        .into_iter()
-        .find(|g| g.code == grid_code)
-        .ok_or_else(|| Error::InvalidOption {
-            option: "grid",
-            value: grid_code.to_string(),
-            expected: format!("one of {}", known.join(", ")),
-        })?;
-    Ok((profile, grid))
+    let choice = choose_grid(
+        grid.code.as_deref(),
+        grid.locale.as_deref(),
+        grid.time_zone.as_deref(),
+    )?;
+    Ok((profile, choice))
 }
 
 /// The profile used until device detection picks one: a generic server vCPU.
@@ -590,7 +596,7 @@ pub struct RunRequest<'a> {
     pub data: &'a std::collections::BTreeMap<String, Vec<DataInput>>,
     pub settings: EvalSettings,
     pub profile: PowerProfile,
-    pub grid: GridIntensity,
+    pub grid: GridChoice,
     pub runtime: crate::report::Runtime,
 }
 
@@ -623,7 +629,7 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         model_name: model_name.to_string(),
         settings: &settings,
         profile: &profile,
-        grid: &grid,
+        grid: &grid.grid,
     };
     let mut models: Vec<ModelRecord> = Vec::new();
     let mut datasets: Vec<FileRecord> = Vec::new();
@@ -763,7 +769,7 @@ pub struct RunParts {
     pub tasks: Vec<TaskResult>,
     pub embeddings: Option<EmbeddingRun>,
     pub profile: PowerProfile,
-    pub grid: GridIntensity,
+    pub grid: GridChoice,
 }
 
 pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
@@ -787,7 +793,12 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
         tasks: parts.tasks,
         embeddings: parts.embeddings,
         profile: parts.profile,
-        grid: parts.grid,
+        grid_choice: crate::report::GridChoiceNote {
+            chosen_by: parts.grid.chosen_by.to_string(),
+            guessed: parts.grid.guessed,
+            reason: parts.grid.reason,
+        },
+        grid: parts.grid.grid,
         hosted_reference: contrasts(crate::energy::published_figures()?, small_wh),
     })
 }

@@ -104,7 +104,8 @@ pub fn finetune_sentiment(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (profile, grid) = crate::eval::energy_context(None, None)?;
+    let (profile, grid) = crate::eval::energy_context(None, &Default::default())?;
+    let grid = grid.grid;
     let energy = crate::energy::estimate_device(
         &profile,
         &grid,

@@ -120,7 +120,9 @@ mod cli {
             /// Power profile id from data/energy/power_profiles.csv.
             #[arg(long)]
             profile: Option<String>,
-            /// Grid code from data/energy/grid_intensity.csv.
+            /// Country or region for grid intensity: ISO code (FRA or FR) or a region
+            /// such as WORLD or EU (data/energy/grid_intensity.csv). Guessed from LANG
+            /// when absent, and labelled as a guess in the report.
             #[arg(long)]
             grid: Option<String>,
             /// Report path; its folder is created if missing.
@@ -499,11 +501,19 @@ mod cli {
             threads_used: threads as f64,
             device_threads: threads,
         };
-        let (profile, grid) = eval::energy_context(args.profile, args.grid)?;
+        // The CLI guesses the country from the locale only (LANG such as fr_FR.UTF-8).
+        let grid_request = eval::GridRequest {
+            code: args.grid.map(str::to_string),
+            locale: std::env::var("LANG")
+                .ok()
+                .map(|lang| lang.split('.').next().unwrap_or("").to_string()),
+            time_zone: None,
+        };
+        let (profile, grid) = eval::energy_context(args.profile, &grid_request)?;
         let mut observer = CliObserver {
             cpu_before: 0.0,
             profile: profile.clone(),
-            grid: grid.clone(),
+            grid: grid.grid.clone(),
             busy: Vec::new(),
         };
         let executor = seedling::sandbox::PythonProcess::default();

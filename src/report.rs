@@ -97,6 +97,15 @@ pub struct EmbeddingRun {
     pub energy: DeviceEnergy,
 }
 
+/// How a report's grid intensity was chosen: by the user, guessed from the locale or
+/// the time zone, or the world average as a fallback.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridChoiceNote {
+    pub chosen_by: String,
+    pub guessed: bool,
+    pub reason: String,
+}
+
 /// Published per-prompt figures for hosted LLMs, shown beside the small model's numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contrast {
@@ -120,6 +129,8 @@ pub struct Report {
     pub embeddings: Option<EmbeddingRun>,
     pub profile: PowerProfile,
     pub grid: GridIntensity,
+    /// How the grid row was chosen, and whether it is a guess.
+    pub grid_choice: GridChoiceNote,
     pub hosted_reference: Vec<Contrast>,
 }
 

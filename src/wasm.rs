@@ -64,7 +64,8 @@ struct RunRequest {
     tasks: Vec<String>,
     settings: EvalSettings,
     profile: Option<String>,
-    grid: Option<String>,
+    #[serde(default)]
+    grid: eval::GridRequest,
     user_agent: Option<String>,
 }
 
@@ -373,9 +374,8 @@ impl Engine {
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let loaded = loaded.borrow();
             let data = data.borrow();
-            let (profile, grid) =
-                eval::energy_context(request.profile.as_deref(), request.grid.as_deref())
-                    .map_err(js_error)?;
+            let (profile, grid) = eval::energy_context(request.profile.as_deref(), &request.grid)
+                .map_err(js_error)?;
             let runtime = Runtime {
                 target: "wasm32".into(),
                 backend: "cpu".into(),

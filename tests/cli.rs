@@ -4,7 +4,10 @@ use std::process::Command;
 
 fn seedling() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_seedling"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // The grid is guessed from LANG when --grid is absent; tests set it themselves.
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LANG");
     command
 }
 
@@ -322,4 +325,37 @@ fn bad_user_data_names_the_line_and_field() {
     let (output, _) = eval_report(&["--tasks", "gsm8k", "--data", "sentiment=x.jsonl"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not in --tasks"), "{stderr}");
+}
+
+#[test]
+fn grid_is_picked_guessed_or_world() {
+    let run = |lang: Option<&str>, grid: Option<&str>| {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let mut command = seedling();
+        command
+            .args(["eval", "--tasks", "embed", "--limit", "1", "--out"])
+            .arg(out.path());
+        if let Some(lang) = lang {
+            command.env("LANG", lang);
+        }
+        if let Some(grid) = grid {
+            command.args(["--grid", grid]);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.path()).unwrap()).unwrap()
+    };
+    let picked = run(Some("fr_FR.UTF-8"), Some("DEU"));
+    assert_eq!(picked["grid"]["code"], "DEU");
+    assert_eq!(picked["grid_choice"]["guessed"], false);
+    let guessed = run(Some("fr_FR.UTF-8"), None);
+    assert_eq!(guessed["grid"]["code"], "FRA");
+    assert_eq!(guessed["grid_choice"]["guessed"], true);
+    let fallback = run(None, None);
+    assert_eq!(fallback["grid"]["code"], "WORLD");
+    assert_eq!(fallback["grid_choice"]["chosen_by"], "fallback");
 }

@@ -115,6 +115,21 @@ function applyLanguage() {
   renderDataStatus();
 }
 
+// Fills the country picker in the page's language, keeping the current choice.
+async function renderGridOptions() {
+  const select = $('grid');
+  const chosen = select.value;
+  const options = await request('gridOptions', { language: state.language });
+  const guess = select.options[0];
+  select.replaceChildren(guess, ...options.map(({ code, name, gCo2ePerKwh }) => {
+    const option = document.createElement('option');
+    option.value = code;
+    option.textContent = `${name} (${number(gCo2ePerKwh, 3)} g/kWh)`;
+    return option;
+  }));
+  select.value = chosen;
+}
+
 function renderDownloads() {
   const container = $('downloads');
   container.replaceChildren();
@@ -230,10 +245,16 @@ function renderEnergy() {
     paragraph(t('energyPerItem', {
       wh: number(wh.estimate), low: number(wh.low), high: number(wh.high),
       g: number(task.energy.g_co2e_per_item.estimate), grid: number(report.grid.g_co2e_per_kwh, 4),
-      gridName: report.grid.name, gridSource: report.grid.source,
+      gridName: state.language === 'fr' ? report.grid.name_fr : report.grid.name, gridSource: report.grid.source,
     }));
     paragraph(t('energyMarginal', { wh: number(task.energy.marginal_wh.estimate / Math.max(1, task.items.length)) }));
   }
+  const gridName = state.language === 'fr' ? report.grid.name_fr : report.grid.name;
+  paragraph(t('gridChoice', {
+    name: gridName, g: number(report.grid.g_co2e_per_kwh, 4), reason: report.grid_choice.reason,
+    source: report.grid.source, licence: report.grid.licence,
+  }));
+  if (report.grid_choice.guessed) paragraph(t('gridGuessed'));
   // NOTE: the derivation comes from the data file, which is written in English only.
   paragraph(t('energyProfile', { profile: report.profile.id, derivation: report.profile.derivation }));
   paragraph(t('hostedNote'));
@@ -281,7 +302,12 @@ async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } 
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
     const settings = { limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads };
-    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent });
+    const grid = {
+      code: $('grid').value || undefined,
+      locale: navigator.language,
+      timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    };
+    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent, grid });
     setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
     renderEnergy();
     return state.report;
@@ -346,6 +372,7 @@ async function main() {
   $('language').addEventListener('change', (event) => {
     state.language = event.target.value;
     applyLanguage();
+    renderGridOptions().catch((error) => showError(error.message));
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
   $('cancel').addEventListener('click', () => cancel());
@@ -364,6 +391,7 @@ async function main() {
 
   setStatus('statusLoadingEngine');
   await startWorker();
+  await renderGridOptions();
   setStatus('statusIdle');
 
   // The automation surface used by the browser tests and `./build.sh eval`.

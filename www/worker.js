@@ -1,6 +1,6 @@
 // The inference worker: downloads and caches files, hands their bytes to the wasm
 // engine, and relays its progress. All checks and computation happen in Rust.
-import init, { Engine, defaultDataFiles, verifySha256 } from './pkg/seedling.js';
+import init, { Engine, defaultDataFiles, gridOptions, verifySha256 } from './pkg/seedling.js';
 import { PythonSandbox } from './sandbox.js';
 
 const CACHE_NAME = 'seedling-files-v1';
@@ -148,9 +148,10 @@ const handlers = {
     return { threads: navigator.hardwareConcurrency || 1 };
   },
   load: ({ models }) => loadModels(models),
-  async run({ tasks, settings, userAgent }) {
+  gridOptions: ({ language }) => gridOptions(language),
+  async run({ tasks, settings, userAgent, grid }) {
     await loadData(tasks);
-    const request = { tasks, settings, userAgent };
+    const request = { tasks, settings, userAgent, grid };
     return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },
   // A user's JSONL file replaces the task's data until `useDefaultData`.

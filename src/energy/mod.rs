@@ -5,6 +5,7 @@
 //! same numbers.
 
 pub mod estimate;
+pub mod grid;
 pub mod tables;
 
 pub use estimate::{estimate_device, Band, DeviceEnergy};

@@ -42,8 +42,12 @@ pub struct PowerProfile {
 /// One row of `grid_intensity.csv`: average grid carbon intensity of a country or region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GridIntensity {
+    /// ISO 3166 alpha-3 code, or a region name such as `WORLD`.
     pub code: String,
+    /// ISO 3166 alpha-2 code; empty for a region.
+    pub alpha2: String,
     pub name: String,
+    pub name_fr: String,
     pub g_co2e_per_kwh: f64,
     pub year: String,
     pub source: String,
