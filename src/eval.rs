@@ -799,6 +799,12 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
             reason: parts.grid.reason,
         },
         grid: parts.grid.grid,
+        measurement: crate::report::PowerMeasurement {
+            method: "none".into(),
+            available: false,
+            reason: Some("this build has no energy counter to read".into()),
+            tasks: Vec::new(),
+        },
         hosted_reference: contrasts(crate::energy::published_figures()?, small_wh),
     })
 }

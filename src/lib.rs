@@ -28,4 +28,7 @@ pub mod native;
 pub mod finetune;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod rapl;
+
+#[cfg(not(target_arch = "wasm32"))]
 pub mod sandbox;

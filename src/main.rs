@@ -306,6 +306,9 @@ mod cli {
     /// CodeCarbon attributes CPU power per process.
     struct CliObserver {
         cpu_before: f64,
+        rapl: Result<seedling::rapl::Rapl, String>,
+        rapl_before: Option<seedling::rapl::Reading>,
+        measured: Vec<seedling::report::MeasuredEnergy>,
         profile: seedling::energy::PowerProfile,
         grid: seedling::energy::GridIntensity,
         busy: Vec<f64>,
@@ -339,9 +342,13 @@ mod cli {
 
         fn task_started(&mut self, _task: &str) {
             self.cpu_before = native::cpu_seconds();
+            self.rapl_before = self.rapl.as_ref().ok().map(|rapl| rapl.read());
         }
 
-        fn task_finished(&mut self, _task: &str, energy: &mut seedling::energy::DeviceEnergy) {
+        fn task_finished(&mut self, task: &str, energy: &mut seedling::energy::DeviceEnergy) {
+            if let (Ok(rapl), Some(before)) = (&self.rapl, self.rapl_before.take()) {
+                self.measured.push(rapl.measured(task, &before, &rapl.read()));
+            }
             let busy = (native::cpu_seconds() - self.cpu_before) / energy.seconds.max(1e-9);
             *energy = seedling::energy::estimate_device(
                 &self.profile,
@@ -515,6 +522,9 @@ mod cli {
             profile: profile.clone(),
             grid: grid.grid.clone(),
             busy: Vec::new(),
+            rapl: seedling::rapl::Rapl::open(),
+            rapl_before: None,
+            measured: Vec::new(),
         };
         let executor = seedling::sandbox::PythonProcess::default();
         let runtime = Runtime {
@@ -539,6 +549,15 @@ mod cli {
             &mut observer,
         ))?;
         report.runtime.threads_used = observer.busy.iter().copied().fold(0.0, f64::max);
+        report.measurement = seedling::report::PowerMeasurement {
+            method: "rapl".into(),
+            available: observer.rapl.is_ok(),
+            reason: observer.rapl.as_ref().err().cloned(),
+            tasks: observer.measured,
+        };
+        if let Some(reason) = &report.measurement.reason {
+            eprintln!("note: no energy measurement beside the estimate: {reason}");
+        }
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(args.out, json)
             .with_context(|| format!("writing {}", args.out.display()))?;

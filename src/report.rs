@@ -106,6 +106,27 @@ pub struct GridChoiceNote {
     pub reason: String,
 }
 
+/// Energy measured by the machine's own counters over one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasuredEnergy {
+    pub task: String,
+    pub joules: f64,
+    pub wh: f64,
+    /// The counters summed, e.g. `package-0`.
+    pub zones: Vec<String>,
+    pub boundary: String,
+}
+
+/// Whether the run's energy was also measured, and if not, why not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PowerMeasurement {
+    /// `rapl` natively; `none` in the browser, which exposes no energy counter.
+    pub method: String,
+    pub available: bool,
+    pub reason: Option<String>,
+    pub tasks: Vec<MeasuredEnergy>,
+}
+
 /// Published per-prompt figures for hosted LLMs, shown beside the small model's numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contrast {
@@ -131,6 +152,7 @@ pub struct Report {
     pub grid: GridIntensity,
     /// How the grid row was chosen, and whether it is a guess.
     pub grid_choice: GridChoiceNote,
+    pub measurement: PowerMeasurement,
     pub hosted_reference: Vec<Contrast>,
 }
 
@@ -167,6 +189,15 @@ impl Report {
                 format!("{:.7}", run.energy.attributional_wh_per_item.estimate),
                 run.energy.g_co2e_per_item.estimate,
             ));
+        }
+        for measured in &self.measurement.tasks {
+            lines.push(format!(
+                "measured {}: {:.5} Wh ({})",
+                measured.task, measured.wh, measured.boundary
+            ));
+        }
+        if let Some(reason) = &self.measurement.reason {
+            lines.push(format!("not measured: {reason}"));
         }
         for contrast in &self.hosted_reference {
             lines.push(format!(

@@ -355,6 +355,14 @@ fn grid_is_picked_guessed_or_world() {
     let guessed = run(Some("fr_FR.UTF-8"), None);
     assert_eq!(guessed["grid"]["code"], "FRA");
     assert_eq!(guessed["grid_choice"]["guessed"], true);
+    let measurement = &picked["measurement"];
+    assert_eq!(measurement["method"], "rapl");
+    if measurement["available"] == true {
+        assert_eq!(measurement["tasks"][0]["task"], "embed");
+    } else {
+        let reason = measurement["reason"].as_str().unwrap();
+        assert!(reason.contains("powercap") || reason.contains("RAPL"), "{reason}");
+    }
     let fallback = run(None, None);
     assert_eq!(fallback["grid"]["code"], "WORLD");
     assert_eq!(fallback["grid_choice"]["chosen_by"], "fallback");
