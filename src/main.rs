@@ -117,6 +117,10 @@ mod cli {
             /// temporary folder with time, memory and file-size limits.
             #[arg(long)]
             execute_untrusted_code: bool,
+            /// Queries over which one-off costs (model downloads, head training) are
+            /// spread in the per-query figure.
+            #[arg(long, default_value_t = 1000)]
+            amortise_over: u64,
             /// Power profile id from data/energy/power_profiles.csv.
             #[arg(long)]
             profile: Option<String>,
@@ -125,7 +129,8 @@ mod cli {
             /// when absent, and labelled as a guess in the report.
             #[arg(long)]
             grid: Option<String>,
-            /// Report path; its folder is created if missing.
+            /// Report path; its folder is created if missing, and a CodeCarbon-compatible
+            /// emissions.csv is written beside it.
             #[arg(long, default_value = "reports/report.json")]
             out: PathBuf,
         },
@@ -280,6 +285,7 @@ mod cli {
                 max_new_tokens,
                 data,
                 execute_untrusted_code,
+                amortise_over,
                 profile,
                 grid,
                 out,
@@ -291,6 +297,7 @@ mod cli {
                     max_new_tokens: *max_new_tokens,
                     data,
                     execute_untrusted_code: *execute_untrusted_code,
+                    amortise_over: *amortise_over,
                     profile: profile.as_deref(),
                     grid: grid.as_deref(),
                     out,
@@ -347,7 +354,8 @@ mod cli {
 
         fn task_finished(&mut self, task: &str, energy: &mut seedling::energy::DeviceEnergy) {
             if let (Ok(rapl), Some(before)) = (&self.rapl, self.rapl_before.take()) {
-                self.measured.push(rapl.measured(task, &before, &rapl.read()));
+                self.measured
+                    .push(rapl.measured(task, &before, &rapl.read()));
             }
             let busy = (native::cpu_seconds() - self.cpu_before) / energy.seconds.max(1e-9);
             *energy = seedling::energy::estimate_device(
@@ -369,6 +377,7 @@ mod cli {
         max_new_tokens: usize,
         data: &'a [String],
         execute_untrusted_code: bool,
+        amortise_over: u64,
         profile: Option<&'a str>,
         grid: Option<&'a str>,
         out: &'a std::path::Path,
@@ -488,6 +497,9 @@ mod cli {
         if needs(|n| n.2) {
             let (head, record) =
                 seedling::finetune::load_head(&root.join("models/heads"), "sentiment")?;
+            loaded
+                .head_training
+                .push(("sentiment head".to_string(), record.training_wh));
             loaded.sentiment_head = Some((
                 head.clone(),
                 seedling::report::FileRecord {
@@ -507,6 +519,7 @@ mod cli {
             max_new_tokens: args.max_new_tokens,
             threads_used: threads as f64,
             device_threads: threads,
+            amortised_queries: args.amortise_over,
         };
         // The CLI guesses the country from the locale only (LANG such as fr_FR.UTF-8).
         let grid_request = eval::GridRequest {
@@ -561,8 +574,15 @@ mod cli {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(args.out, json)
             .with_context(|| format!("writing {}", args.out.display()))?;
+        let emissions = args.out.with_file_name("emissions.csv");
+        std::fs::write(&emissions, report.emissions_csv())
+            .with_context(|| format!("writing {}", emissions.display()))?;
         println!("{}", report.summary_table());
         println!("report written to {}", args.out.display());
+        println!(
+            "CodeCarbon-compatible emissions written to {}",
+            emissions.display()
+        );
         Ok(())
     }
 }

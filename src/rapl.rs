@@ -52,7 +52,10 @@ impl Rapl {
             }
             let name = std::fs::read_to_string(path.join("name")).unwrap_or_default();
             let counter = path.join("energy_uj");
-            match (read_u64(&counter), read_u64(&path.join("max_energy_range_uj"))) {
+            match (
+                read_u64(&counter),
+                read_u64(&path.join("max_energy_range_uj")),
+            ) {
                 (Ok(_), Ok(range_uj)) => zones.push(Zone {
                     name: name.trim().to_string(),
                     counter,
@@ -64,7 +67,11 @@ impl Rapl {
         if zones.is_empty() {
             return Err(refused.map_or_else(
                 || format!("no intel-rapl package zone under {}", root.display()),
-                |reason| format!("RAPL counters exist but cannot be read ({reason}); run as root to measure"),
+                |reason| {
+                    format!(
+                        "RAPL counters exist but cannot be read ({reason}); run as root to measure"
+                    )
+                },
             ));
         }
         Ok(Self { zones })
@@ -103,7 +110,8 @@ impl Rapl {
             joules,
             wh: joules / 3600.0,
             zones: self.zones.iter().map(|zone| zone.name.clone()).collect(),
-            boundary: "package (RAPL): the whole machine's CPU packages, not only this process".into(),
+            boundary: "package (RAPL): the whole machine's CPU packages, not only this process"
+                .into(),
         }
     }
 }

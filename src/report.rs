@@ -131,7 +131,8 @@ pub struct PowerMeasurement {
 #[derive(Debug, Clone, Serialize)]
 pub struct Contrast {
     pub figure: PublishedFigure,
-    /// Published Wh per prompt divided by the small model's Wh per item (central estimates).
+    /// Published Wh per prompt divided by the small model's Wh per item plus its one-off
+    /// costs per query (central estimates).
     pub energy_ratio: Option<f64>,
 }
 
@@ -153,10 +154,133 @@ pub struct Report {
     /// How the grid row was chosen, and whether it is a guess.
     pub grid_choice: GridChoiceNote,
     pub measurement: PowerMeasurement,
+    /// Downloads and training, kept apart from the per-query figures.
+    pub one_off: crate::energy::one_off::OneOffCosts,
     pub hosted_reference: Vec<Contrast>,
 }
 
+/// CodeCarbon's `emissions.csv` columns, in its order.
+pub const CODECARBON_COLUMNS: [&str; 32] = [
+    "timestamp",
+    "project_name",
+    "run_id",
+    "experiment_id",
+    "duration",
+    "emissions",
+    "emissions_rate",
+    "cpu_power",
+    "gpu_power",
+    "ram_power",
+    "cpu_energy",
+    "gpu_energy",
+    "ram_energy",
+    "energy_consumed",
+    "country_name",
+    "country_iso_code",
+    "region",
+    "cloud_provider",
+    "cloud_region",
+    "os",
+    "python_version",
+    "codecarbon_version",
+    "cpu_count",
+    "cpu_model",
+    "gpu_count",
+    "gpu_model",
+    "longitude",
+    "latitude",
+    "ram_total_size",
+    "tracking_mode",
+    "on_cloud",
+    "pue",
+];
+
+/// Formats Unix milliseconds as an ISO 8601 UTC timestamp, as CodeCarbon writes it.
+fn iso_timestamp(unix_ms: u64) -> String {
+    let seconds = unix_ms / 1000;
+    let days = (seconds / 86_400) as i64;
+    let of_day = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
 impl Report {
+    /// Writes one CodeCarbon-compatible `emissions.csv` row per task (and one for the
+    /// embeddings), in its field names and units: seconds, kWh, W and kg CO2eq. The
+    /// device's energy goes in the CPU columns, since Seedling's runs are CPU runs.
+    pub fn emissions_csv(&self) -> String {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let _ = writer.write_record(CODECARBON_COLUMNS);
+        let mut runs: Vec<(&str, &DeviceEnergy)> = self
+            .tasks
+            .iter()
+            .map(|task| (task.task.as_str(), &task.energy))
+            .collect();
+        if let Some(run) = &self.embeddings {
+            runs.push(("embed", &run.energy));
+        }
+        for (task, energy) in runs {
+            let kwh = energy.attributional_wh.estimate / 1000.0;
+            let kg = kwh * self.grid.g_co2e_per_kwh / 1000.0;
+            let seconds = energy.seconds.max(1e-9);
+            let row = [
+                iso_timestamp(self.created_unix_ms),
+                "seedling".to_string(),
+                format!("seedling-{}", self.created_unix_ms),
+                task.to_string(),
+                format!("{}", energy.seconds),
+                format!("{kg}"),
+                format!("{}", kg / seconds),
+                format!("{}", kwh * 3.6e6 / seconds),
+                "0".into(),
+                "0".into(),
+                format!("{kwh}"),
+                "0".into(),
+                "0".into(),
+                format!("{kwh}"),
+                self.grid.name.clone(),
+                self.grid.code.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                self.runtime.target.clone(),
+                String::new(),
+                String::new(),
+                format!("{}", self.runtime.device_threads),
+                self.profile.id.clone(),
+                "0".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "process".into(),
+                "N".into(),
+                "1".into(),
+            ];
+            let _ = writer.write_record(&row);
+        }
+        String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+
     /// Formats the per-task results as a plain-text table.
     pub fn summary_table(&self) -> String {
         let mut lines = vec![format!(
@@ -190,6 +314,21 @@ impl Report {
                 run.energy.g_co2e_per_item.estimate,
             ));
         }
+        let one_off = &self.one_off;
+        lines.push(format!(
+            "one-off: {:.2} Wh ({:.2}-{:.2}), {:.5} Wh per query over {} queries ({})",
+            one_off.total_wh.estimate,
+            one_off.total_wh.low,
+            one_off.total_wh.high,
+            one_off.wh_per_query.estimate,
+            one_off.amortised_queries,
+            one_off
+                .items
+                .iter()
+                .map(|item| item.what.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         for measured in &self.measurement.tasks {
             lines.push(format!(
                 "measured {}: {:.5} Wh ({})",
@@ -207,10 +346,26 @@ impl Report {
                 contrast.figure.published,
                 contrast
                     .energy_ratio
-                    .map(|r| format!(", {r:.0}x the small model's Wh/item"))
+                    .map(|r| format!(
+                        ", {r:.0}x the small model's Wh/item with one-off costs spread in"
+                    ))
                     .unwrap_or_default()
             ));
         }
         lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamp_matches_known_dates() {
+        assert_eq!(iso_timestamp(0), "1970-01-01T00:00:00");
+        // 2000-02-29T12:34:56Z, a leap day.
+        assert_eq!(iso_timestamp(951_827_696_000), "2000-02-29T12:34:56");
+        // 2026-12-04T23:59:59Z.
+        assert_eq!(iso_timestamp(1_796_428_799_000), "2026-12-04T23:59:59");
     }
 }

@@ -92,6 +92,45 @@ impl CodeExecutor for JsExecutor {
     }
 }
 
+/// Lists the grid-intensity rows for the country picker: `{code, name, gCo2ePerKwh}`,
+/// named in `language` (`fr` or English), world first, then regions, then countries.
+#[wasm_bindgen(js_name = gridOptions)]
+pub fn grid_options(language: &str) -> Result<JsValue, JsError> {
+    let rows = crate::energy::grid_intensities().map_err(js_error)?;
+    let options: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let name = if language == "fr" {
+                &row.name_fr
+            } else {
+                &row.name
+            };
+            serde_json::json!({ "code": row.code, "name": name, "gCo2ePerKwh": row.g_co2e_per_kwh })
+        })
+        .collect();
+    to_js(&options)
+}
+
+/// Picks the power profile that best matches what the browser reports (`hints`: WebGPU
+/// adapter info, WebGL renderer, platform, user agent, cores, memory) and says why.
+#[wasm_bindgen(js_name = detectProfile)]
+pub fn detect_profile(hints: JsValue) -> Result<JsValue, JsError> {
+    let hints: crate::energy::detect::DeviceHints = serde_wasm_bindgen::from_value(hints)?;
+    let profiles = crate::energy::power_profiles().map_err(js_error)?;
+    to_js(&crate::energy::detect::match_profile(&hints, &profiles))
+}
+
+/// Lists the power profiles for the override picker: `{id, label, class}`.
+#[wasm_bindgen(js_name = profileOptions)]
+pub fn profile_options() -> Result<JsValue, JsError> {
+    let profiles = crate::energy::power_profiles().map_err(js_error)?;
+    let options: Vec<serde_json::Value> = profiles
+        .iter()
+        .map(|p| serde_json::json!({ "id": p.id, "label": p.label, "class": p.class }))
+        .collect();
+    to_js(&options)
+}
+
 /// Lists the default data files of `task` by their data-manifest destination.
 #[wasm_bindgen(js_name = defaultDataFiles)]
 pub fn default_data_files(task: &str) -> Result<Vec<String>, JsError> {
@@ -206,7 +245,14 @@ impl Engine {
             sha256: record.sha256.clone(),
             bytes: weights.len(),
         };
-        self.loaded.borrow_mut().sentiment_head = Some((head, file));
+        let mut loaded = self.loaded.borrow_mut();
+        loaded
+            .head_training
+            .retain(|(name, _)| name != "sentiment head");
+        loaded
+            .head_training
+            .push(("sentiment head".to_string(), record.training_wh));
+        loaded.sentiment_head = Some((head, file));
         Ok(info)
     }
 

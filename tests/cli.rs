@@ -361,9 +361,54 @@ fn grid_is_picked_guessed_or_world() {
         assert_eq!(measurement["tasks"][0]["task"], "embed");
     } else {
         let reason = measurement["reason"].as_str().unwrap();
-        assert!(reason.contains("powercap") || reason.contains("RAPL"), "{reason}");
+        assert!(
+            reason.contains("powercap") || reason.contains("RAPL"),
+            "{reason}"
+        );
     }
     let fallback = run(None, None);
+    assert!(
+        fallback["one_off"]["wh_per_query"]["estimate"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(fallback["grid"]["code"], "WORLD");
     assert_eq!(fallback["grid_choice"]["chosen_by"], "fallback");
+}
+
+#[test]
+fn emissions_csv_has_codecarbon_columns() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("report.json");
+    let status = seedling()
+        .args([
+            "eval",
+            "--tasks",
+            "sentiment,embed",
+            "--limit",
+            "1",
+            "--grid",
+            "FRA",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(folder.path().join("emissions.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        seedling::report::CODECARBON_COLUMNS.to_vec()
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][3], "sentiment");
+    assert_eq!(&rows[0][15], "FRA");
+    let energy_kwh: f64 = rows[0][13].parse().unwrap();
+    let emissions_kg: f64 = rows[0][5].parse().unwrap();
+    // France's grid in the table: 44.18 g/kWh.
+    assert!((emissions_kg / energy_kwh - 0.04418).abs() < 1e-9);
 }

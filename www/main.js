@@ -113,6 +113,52 @@ function applyLanguage() {
   renderTables();
   renderEnergy();
   renderDataStatus();
+  renderDetection();
+}
+
+// Collects what the browser tells about the device; the engine matches it to a profile.
+async function deviceHints() {
+  const hints = {
+    platform: navigator.platform, userAgent: navigator.userAgent,
+    hardwareConcurrency: navigator.hardwareConcurrency, deviceMemoryGb: navigator.deviceMemory,
+  };
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (adapter?.info) {
+      hints.webgpuVendor = adapter.info.vendor;
+      hints.webgpuArchitecture = adapter.info.architecture;
+    }
+  } catch (error) {
+    console.warn('WebGPU adapter info unavailable:', error.message);
+  }
+  try {
+    const gl = document.createElement('canvas').getContext('webgl');
+    const debug = gl?.getExtension('WEBGL_debug_renderer_info');
+    hints.webglRenderer = gl ? gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER) : undefined;
+  } catch (error) {
+    console.warn('WebGL renderer unavailable:', error.message);
+  }
+  return hints;
+}
+
+async function detectDevice() {
+  const options = await request('profileOptions');
+  const select = $('profile');
+  select.replaceChildren(select.options[0], ...options.map(({ id, label }) => {
+    const option = document.createElement('option');
+    option.value = id;
+    option.textContent = label;
+    return option;
+  }));
+  state.detection = await request('detectProfile', { hints: await deviceHints() });
+  renderDetection();
+}
+
+function renderDetection() {
+  const detection = state.detection;
+  if (!detection) return;
+  const label = $('profile').querySelector(`option[value="${detection.profile_id}"]`)?.textContent ?? detection.profile_id;
+  $('profile-detected').textContent = t('profileDetection', { label, confidence: detection.confidence, reason: detection.reason });
 }
 
 // Fills the country picker in the page's language, keeping the current choice.
@@ -255,6 +301,14 @@ function renderEnergy() {
     source: report.grid.source, licence: report.grid.licence,
   }));
   if (report.grid_choice.guessed) paragraph(t('gridGuessed'));
+  const oneOff = report.one_off;
+  paragraph(t('oneOff', {
+    wh: number(oneOff.total_wh.estimate, 3), low: number(oneOff.total_wh.low, 2), high: number(oneOff.total_wh.high, 3),
+    items: oneOff.items.map((item) => item.what).join(', '), queries: oneOff.amortised_queries,
+    perQuery: number(oneOff.wh_per_query.estimate), g: number(oneOff.g_co2e_per_query.estimate),
+  }));
+  // NOTE: the one-off items are named in English by the engine.
+  if (!report.measurement.available) paragraph(t('notMeasured'));
   // NOTE: the derivation comes from the data file, which is written in English only.
   paragraph(t('energyProfile', { profile: report.profile.id, derivation: report.profile.derivation }));
   paragraph(t('hostedNote'));
@@ -301,13 +355,15 @@ async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } 
     await request('load', { models });
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
-    const settings = { limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads };
+    const amortised = Math.max(1, Number($('amortise').value) || 1000);
+    const settings = { limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads, amortised_queries: amortised };
     const grid = {
       code: $('grid').value || undefined,
       locale: navigator.language,
       timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
-    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent, grid });
+    const profile = $('profile').value || state.detection?.profile_id;
+    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent, grid, profile });
     setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
     renderEnergy();
     return state.report;
@@ -392,6 +448,7 @@ async function main() {
   setStatus('statusLoadingEngine');
   await startWorker();
   await renderGridOptions();
+  await detectDevice();
   setStatus('statusIdle');
 
   // The automation surface used by the browser tests and `./build.sh eval`.

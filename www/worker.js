@@ -1,6 +1,6 @@
 // The inference worker: downloads and caches files, hands their bytes to the wasm
 // engine, and relays its progress. All checks and computation happen in Rust.
-import init, { Engine, defaultDataFiles, gridOptions, verifySha256 } from './pkg/seedling.js';
+import init, { Engine, defaultDataFiles, detectProfile, gridOptions, profileOptions, verifySha256 } from './pkg/seedling.js';
 import { PythonSandbox } from './sandbox.js';
 
 const CACHE_NAME = 'seedling-files-v1';
@@ -149,9 +149,11 @@ const handlers = {
   },
   load: ({ models }) => loadModels(models),
   gridOptions: ({ language }) => gridOptions(language),
-  async run({ tasks, settings, userAgent, grid }) {
+  profileOptions: () => profileOptions(),
+  detectProfile: ({ hints }) => detectProfile(hints),
+  async run({ tasks, settings, userAgent, grid, profile }) {
     await loadData(tasks);
-    const request = { tasks, settings, userAgent, grid };
+    const request = { tasks, settings, userAgent, grid, profile };
     return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },
   // A user's JSONL file replaces the task's data until `useDefaultData`.

@@ -26,6 +26,11 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   assert.equal(sentiment.items.length, 2);
   assert.equal(sentiment.items[0].reference === 'positive' || sentiment.items[0].reference === 'negative', true);
   assert.equal(report.embeddings.items.length, 2);
+  // The profile detected from this browser's hints is the one the run used.
+  assert.ok(state.detection.profile_id);
+  assert.equal(report.profile.id, state.detection.profile_id);
+  assert.ok(state.detection.reason.length > 0);
+  assert.match(await page.locator('#profile-detected').innerText(), /Detected/);
   // Playwright's default locale is en-US, so the grid is guessed and labelled so.
   assert.equal(report.grid.code, 'USA');
   assert.equal(report.grid_choice.guessed, true);
