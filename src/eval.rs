@@ -37,6 +37,10 @@ pub struct EvalSettings {
     /// Queries over which one-off costs (downloads, training) are spread.
     #[serde(default = "default_amortised_queries")]
     pub amortised_queries: u64,
+    /// Bytes of the runtime the page downloaded (its WebAssembly, scripts and Pyodide);
+    /// 0 for the CLI, which is installed once like any program.
+    #[serde(default)]
+    pub runtime_download_bytes: u64,
 }
 
 fn default_amortised_queries() -> u64 {
@@ -72,6 +76,7 @@ impl Default for EvalSettings {
             threads_used: 1.0,
             device_threads: 1,
             amortised_queries: default_amortised_queries(),
+            runtime_download_bytes: 0,
         }
     }
 }
@@ -805,9 +810,18 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
             downloaded.push(file);
         }
     }
-    let download_bytes = downloaded.iter().map(|file| file.bytes as u64).sum();
+    let downloads = [
+        (
+            "model files".to_string(),
+            downloaded.iter().map(|file| file.bytes as u64).sum(),
+        ),
+        (
+            "the runtime".to_string(),
+            parts.settings.runtime_download_bytes,
+        ),
+    ];
     let one_off = crate::energy::one_off::one_off_costs(
-        download_bytes,
+        &downloads,
         &parts.training,
         &parts.grid.grid,
         parts.settings.amortised_queries,

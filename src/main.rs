@@ -520,6 +520,7 @@ mod cli {
             threads_used: threads as f64,
             device_threads: threads,
             amortised_queries: args.amortise_over,
+            runtime_download_bytes: 0,
         };
         // The CLI guesses the country from the locale only (LANG such as fr_FR.UTF-8).
         let grid_request = eval::GridRequest {

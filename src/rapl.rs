@@ -1,7 +1,7 @@
 //! Package energy from Linux's RAPL counters (`/sys/class/powercap/intel-rapl:N`), read
 //! before and after each task so the report can set a measurement beside the estimate.
 //! Virtual machines and most non-Intel/AMD machines expose no counters, and reading them
-//! needs root on recent kernels: the report then says why there is no measurement.
+//! needs root on recent kernels: the report then gives the reason there is no measurement.
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ impl Rapl {
         let entries = std::fs::read_dir(root)
             .map_err(|e| format!("{} is not readable ({e}): no RAPL counters", root.display()))?;
         let mut zones = Vec::new();
-        let mut refused = None;
+        let mut unreadable = None;
         let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         names.sort();
         for path in names {
@@ -61,11 +61,13 @@ impl Rapl {
                     counter,
                     range_uj,
                 }),
-                (Err(e), _) | (_, Err(e)) => refused = Some(format!("{}: {e}", counter.display())),
+                (Err(e), _) | (_, Err(e)) => {
+                    unreadable = Some(format!("{}: {e}", counter.display()))
+                }
             }
         }
         if zones.is_empty() {
-            return Err(refused.map_or_else(
+            return Err(unreadable.map_or_else(
                 || format!("no intel-rapl package zone under {}", root.display()),
                 |reason| {
                     format!(

@@ -116,6 +116,19 @@ function applyLanguage() {
   renderDetection();
 }
 
+// Bytes of the page's own runtime fetched so far (its wasm and scripts, and Pyodide once
+// HumanEval has run), from the Resource Timing entries; model and data files are counted
+// by the engine from their records instead.
+function runtimeBytes() {
+  let bytes = 0;
+  for (const entry of performance.getEntriesByType('resource')) {
+    const path = new URL(entry.name).pathname;
+    if (path.startsWith('/models/') || path.startsWith('/data/')) continue;
+    bytes += entry.encodedBodySize || entry.transferSize || 0;
+  }
+  return bytes;
+}
+
 // Collects what the browser tells about the device; the engine matches it to a profile.
 async function deviceHints() {
   const hints = {
@@ -356,7 +369,10 @@ async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } 
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
     const amortised = Math.max(1, Number($('amortise').value) || 1000);
-    const settings = { limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads, amortised_queries: amortised };
+    const settings = {
+      limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads,
+      amortised_queries: amortised, runtime_download_bytes: runtimeBytes(),
+    };
     const grid = {
       code: $('grid').value || undefined,
       locale: navigator.language,

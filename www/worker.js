@@ -118,7 +118,7 @@ async function loadModels(which) {
   return info;
 }
 
-// Hands each task's default data files to the engine, unless it already holds
+// Hands each task's default data files to the engine, unless it already has
 // files for that task (the defaults from an earlier run, or the user's own file).
 async function loadData(tasks) {
   const manifest = await readJson('data/manifest.json');
@@ -153,6 +153,11 @@ const handlers = {
   detectProfile: ({ hints }) => detectProfile(hints),
   async run({ tasks, settings, userAgent, grid, profile }) {
     await loadData(tasks);
+    // The wasm and its bindings are fetched here, so they are in this worker's timeline.
+    // NOTE: Pyodide is fetched by the sandbox's own worker and is not counted.
+    settings.runtime_download_bytes += performance.getEntriesByType('resource')
+      .filter((entry) => !/\/(models|data)\//.test(new URL(entry.name).pathname))
+      .reduce((sum, entry) => sum + (entry.encodedBodySize || entry.transferSize || 0), 0);
     const request = { tasks, settings, userAgent, grid, profile };
     return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },

@@ -46,10 +46,12 @@ pub fn choose_grid(
     let rows = grid_intensities()?;
     let by_alpha2 = |alpha2: &str| rows.iter().find(|row| row.alpha2 == alpha2).cloned();
     if let Some(code) = code {
-        let wanted = code.trim().to_ascii_uppercase();
+        let requested = code.trim().to_ascii_uppercase();
         let row = rows
             .iter()
-            .find(|row| row.code == wanted || (!row.alpha2.is_empty() && row.alpha2 == wanted))
+            .find(|row| {
+                row.code == requested || (!row.alpha2.is_empty() && row.alpha2 == requested)
+            })
             .cloned()
             .ok_or_else(|| Error::InvalidOption {
                 option: "grid",

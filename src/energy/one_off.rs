@@ -74,30 +74,30 @@ fn carbon(wh: &Band, grid: &GridIntensity) -> Band {
     band(wh.estimate * per_wh, wh.low * per_wh, wh.high * per_wh)
 }
 
-/// Estimates the one-off costs: the energy of transferring `download_bytes` over the
-/// network and from the data centre, each head's recorded training energy, and their
-/// total divided over `amortised_queries` (at least 1).
+/// Estimates the one-off costs: the energy of transferring each of `downloads` (what,
+/// bytes) over the network and from the data centre, each head's recorded training
+/// energy, and their total divided over `amortised_queries` (at least 1).
 pub fn one_off_costs(
-    download_bytes: u64,
+    downloads: &[(String, u64)],
     training: &[(String, Band)],
     grid: &GridIntensity,
     amortised_queries: u64,
 ) -> Result<OneOffCosts> {
     let network = factor("network_kwh_per_gb")?;
-    let gigabytes = download_bytes as f64 / 1e9;
-    let download_wh = band(
-        network.estimate * gigabytes * 1000.0,
-        network.low * gigabytes * 1000.0,
-        network.high * gigabytes * 1000.0,
-    );
-    let mut items = vec![OneOffItem {
-        what: format!(
-            "download of {:.1} MB of model files",
-            download_bytes as f64 / 1e6
-        ),
-        g_co2e: carbon(&download_wh, grid),
-        wh: download_wh,
-    }];
+    let mut items = Vec::new();
+    for (label, bytes) in downloads.iter().filter(|(_, bytes)| *bytes > 0) {
+        let kwh_to_wh = *bytes as f64 / 1e9 * 1000.0;
+        let wh = band(
+            network.estimate * kwh_to_wh,
+            network.low * kwh_to_wh,
+            network.high * kwh_to_wh,
+        );
+        items.push(OneOffItem {
+            what: format!("download of {label} ({:.1} MB)", *bytes as f64 / 1e6),
+            g_co2e: carbon(&wh, grid),
+            wh,
+        });
+    }
     for (name, wh) in training {
         items.push(OneOffItem {
             what: format!("training of {name}"),
@@ -160,7 +160,8 @@ mod tests {
         // 0.5 GB at 0.114 kWh/GB = 57 Wh; plus 3 Wh of training = 60 Wh over 1,000
         // queries = 0.06 Wh each, at 500 g/kWh = 0.03 g each.
         let training = [("sentiment head".to_string(), band(3.0, 2.0, 4.0))];
-        let costs = one_off_costs(500_000_000, &training, &grid(500.0), 1000).unwrap();
+        let downloads = [("model files".to_string(), 500_000_000)];
+        let costs = one_off_costs(&downloads, &training, &grid(500.0), 1000).unwrap();
         assert!((costs.items[0].wh.estimate - 57.0).abs() < 1e-9);
         assert!((costs.total_wh.estimate - 60.0).abs() < 1e-9);
         assert!((costs.wh_per_query.estimate - 0.06).abs() < 1e-12);
@@ -170,7 +171,12 @@ mod tests {
 
     #[test]
     fn zero_queries_count_as_one() {
-        let costs = one_off_costs(1_000_000_000, &[], &grid(100.0), 0).unwrap();
+        let downloads = [
+            ("the runtime".to_string(), 1_000_000_000),
+            ("nothing".to_string(), 0),
+        ];
+        let costs = one_off_costs(&downloads, &[], &grid(100.0), 0).unwrap();
+        assert_eq!(costs.items.len(), 1);
         assert_eq!(costs.amortised_queries, 1);
         assert!((costs.wh_per_query.estimate - 114.0).abs() < 1e-9);
     }

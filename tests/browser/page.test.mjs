@@ -26,6 +26,9 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   assert.equal(sentiment.items.length, 2);
   assert.equal(sentiment.items[0].reference === 'positive' || sentiment.items[0].reference === 'negative', true);
   assert.equal(report.embeddings.items.length, 2);
+  // One-off costs name the model files and the runtime the page fetched.
+  assert.ok(report.one_off.items.some((item) => item.what.startsWith('download of model files')));
+  assert.ok(report.one_off.items.some((item) => item.what.startsWith('download of the runtime')));
   // The profile detected from this browser's hints is the one the run used.
   assert.ok(state.detection.profile_id);
   assert.equal(report.profile.id, state.detection.profile_id);
