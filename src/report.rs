@@ -346,9 +346,15 @@ impl Report {
                 contrast.figure.published,
                 contrast
                     .energy_ratio
-                    .map(|r| format!(
-                        ", {r:.0}x the small model's Wh/item with one-off costs spread in"
-                    ))
+                    .map(|r| {
+                        // Two decimals below 10, so that a ratio under 1 does not read as 0.
+                        let ratio = if r < 10.0 {
+                            format!("{r:.2}")
+                        } else {
+                            format!("{r:.0}")
+                        };
+                        format!(", {ratio}x the small model's Wh/item with one-off costs spread in")
+                    })
                     .unwrap_or_default()
             ));
         }
