@@ -130,8 +130,8 @@ fn generation_record(
     }
 }
 
-/// What every task runner shares: the model's name in the report, the run's settings
-/// and the energy rows.
+/// The inputs every task runner shares: the model's name in the report, the run's
+/// settings and the energy rows.
 pub struct TaskContext<'a> {
     pub model_name: String,
     pub settings: &'a EvalSettings,
@@ -271,10 +271,10 @@ pub async fn run_code_summary<B: Backend>(
     Ok(task_result(aggregate, context, records))
 }
 
-/// Asks the model for a story from each background and scores it against the reference:
-/// BERTScore-style F1 over the encoder's token states (the item's score), the cosine of
-/// the two sentence embeddings, and the model's perplexity on the reference as its reply.
-/// Scoring time is not part of the item's latency or energy.
+/// Asks the model for a story from each background and scores it against the reference.
+/// The item's score is the BERTScore-style F1 over the encoder's token states. Beside it
+/// come the cosine of the two sentence embeddings and the model's perplexity on the
+/// reference as its reply. Scoring time is not part of the item's latency or energy.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_story<B: Backend>(
     model: &CausalLm<B>,
@@ -526,8 +526,8 @@ pub fn contrasts(figures: Vec<PublishedFigure>, small_wh_per_item: Option<f64>) 
         .collect()
 }
 
-/// Where a run's grid intensity comes from: the user's pick, else the locale's region
-/// or the time zone (labelled as a guess), else the world average.
+/// The sources a run's grid intensity is chosen from: the user's pick, else the locale's
+/// region or the time zone (labelled as a guess), else the world average.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GridRequest {

@@ -97,8 +97,8 @@ pub struct EmbeddingRun {
     pub energy: DeviceEnergy,
 }
 
-/// How a report's grid intensity was chosen: by the user, guessed from the locale or
-/// the time zone, or the world average as a fallback.
+/// The way a report's grid intensity was chosen: by the user, guessed from the locale
+/// or the time zone, or the world average as a fallback.
 #[derive(Debug, Clone, Serialize)]
 pub struct GridChoiceNote {
     pub chosen_by: String,
@@ -151,7 +151,7 @@ pub struct Report {
     pub embeddings: Option<EmbeddingRun>,
     pub profile: PowerProfile,
     pub grid: GridIntensity,
-    /// How the grid row was chosen, and whether it is a guess.
+    /// The way the grid row was chosen, and whether it is a guess.
     pub grid_choice: GridChoiceNote,
     pub measurement: PowerMeasurement,
     /// Downloads and training, kept apart from the per-query figures.
@@ -325,7 +325,7 @@ impl Report {
             one_off
                 .items
                 .iter()
-                .map(|item| item.what.as_str())
+                .map(|item| item.description.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));

@@ -112,7 +112,7 @@ pub fn grid_options(language: &str) -> Result<JsValue, JsError> {
 }
 
 /// Picks the power profile that best matches what the browser reports (`hints`: WebGPU
-/// adapter info, WebGL renderer, platform, user agent, cores, memory) and says why.
+/// adapter info, WebGL renderer, platform, user agent, cores, memory) with the reason.
 #[wasm_bindgen(js_name = detectProfile)]
 pub fn detect_profile(hints: JsValue) -> Result<JsValue, JsError> {
     let hints: crate::energy::detect::DeviceHints = serde_wasm_bindgen::from_value(hints)?;

@@ -116,9 +116,8 @@ function applyLanguage() {
   renderDetection();
 }
 
-// Bytes of the page's own runtime fetched so far (its wasm and scripts, and Pyodide once
-// HumanEval has run), from the Resource Timing entries; model and data files are counted
-// by the engine from their records instead.
+// Returns the bytes of the page's own scripts fetched so far, from the Resource Timing
+// entries. Model and data files are left out because the engine counts them from their records.
 function runtimeBytes() {
   let bytes = 0;
   for (const entry of performance.getEntriesByType('resource')) {
@@ -129,7 +128,7 @@ function runtimeBytes() {
   return bytes;
 }
 
-// Collects what the browser tells about the device; the engine matches it to a profile.
+// Collects what the browser reports about the device; the engine matches it to a profile.
 async function deviceHints() {
   const hints = {
     platform: navigator.platform, userAgent: navigator.userAgent,
@@ -147,7 +146,10 @@ async function deviceHints() {
   try {
     const gl = document.createElement('canvas').getContext('webgl');
     const debug = gl?.getExtension('WEBGL_debug_renderer_info');
-    hints.webglRenderer = gl ? gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER) : undefined;
+    if (gl) {
+      const parameter = debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER;
+      hints.webglRenderer = gl.getParameter(parameter);
+    }
   } catch (error) {
     console.warn('WebGL renderer unavailable:', error.message);
   }
@@ -317,7 +319,7 @@ function renderEnergy() {
   const oneOff = report.one_off;
   paragraph(t('oneOff', {
     wh: number(oneOff.total_wh.estimate, 3), low: number(oneOff.total_wh.low, 2), high: number(oneOff.total_wh.high, 3),
-    items: oneOff.items.map((item) => item.what).join(', '), queries: oneOff.amortised_queries,
+    items: oneOff.items.map((item) => item.description).join(', '), queries: oneOff.amortised_queries,
     perQuery: number(oneOff.wh_per_query.estimate), g: number(oneOff.g_co2e_per_query.estimate),
   }));
   // NOTE: the one-off items are named in English by the engine.

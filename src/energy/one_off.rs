@@ -27,7 +27,7 @@ pub struct OneOffFactor {
 /// A one-off cost in Wh and gCO2e, with the bands.
 #[derive(Debug, Clone, Serialize)]
 pub struct OneOffItem {
-    pub what: String,
+    pub description: String,
     pub wh: Band,
     pub g_co2e: Band,
 }
@@ -93,14 +93,14 @@ pub fn one_off_costs(
             network.high * kwh_to_wh,
         );
         items.push(OneOffItem {
-            what: format!("download of {label} ({:.1} MB)", *bytes as f64 / 1e6),
+            description: format!("download of {label} ({:.1} MB)", *bytes as f64 / 1e6),
             g_co2e: carbon(&wh, grid),
             wh,
         });
     }
     for (name, wh) in training {
         items.push(OneOffItem {
-            what: format!("training of {name}"),
+            description: format!("training of {name}"),
             g_co2e: carbon(wh, grid),
             wh: *wh,
         });

@@ -27,8 +27,8 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   assert.equal(sentiment.items[0].reference === 'positive' || sentiment.items[0].reference === 'negative', true);
   assert.equal(report.embeddings.items.length, 2);
   // One-off costs name the model files and the runtime the page fetched.
-  assert.ok(report.one_off.items.some((item) => item.what.startsWith('download of model files')));
-  assert.ok(report.one_off.items.some((item) => item.what.startsWith('download of the runtime')));
+  assert.ok(report.one_off.items.some((item) => item.description.startsWith('download of model files')));
+  assert.ok(report.one_off.items.some((item) => item.description.startsWith('download of the runtime')));
   // The profile detected from this browser's hints is the one the run used.
   assert.ok(state.detection.profile_id);
   assert.equal(report.profile.id, state.detection.profile_id);
@@ -132,7 +132,7 @@ test('code tasks run end to end, HumanEval tests executed in the sandbox', { tim
   await context.close();
 });
 
-test('a user JSONL file replaces the default data; a schema error names line and field', { timeout: 600_000 }, async () => {
+test('user data file replaces defaults', { timeout: 600_000 }, async () => {
   const { context, page, problems } = await openPage(browser, '?lang=en');
   // A fixture made here: two sentences with labels written as words and as digits.
   const good = '{"text": "The soup was wonderful.", "label": "positive"}\n{"id": "b", "text": "Cold fries, rude staff.", "label": 0}\n';
