@@ -62,6 +62,60 @@ ensure_chromium() {
     command -v chromium >/dev/null || apt_install chromium
 }
 
+LLAMA_VENV=.cache/venv-llama
+LLAMA_CPP_PYTHON=0.3.36
+
+# llama.cpp's OpenAI-compatible server from PyPI, the hosted-LLM tests' real server.
+ensure_llama_server() {
+    if [ -x "$LLAMA_VENV/bin/python" ] &&
+        "$LLAMA_VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_PYTHON')" 2>/dev/null; then
+        return 0
+    fi
+    log "building llama-cpp-python[server]==$LLAMA_CPP_PYTHON (about 10 minutes on 2 cores; pip caches the wheel)"
+    python3 -m venv "$LLAMA_VENV"
+    # Without LLAMA_USE_PREBUILT_UI=OFF the build tries to download a web UI.
+    CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+        CMAKE_BUILD_PARALLEL_LEVEL=2 "$LLAMA_VENV/bin/pip" install -q "llama-cpp-python[server]==$LLAMA_CPP_PYTHON"
+}
+
+# Starts llama.cpp's server on a free loopback port with the default SmolLM2 GGUF;
+# sets LLAMA_PID and exports SEEDLING_LLAMA_SERVER_URL.
+start_llama_server() {
+    local port log_file
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log_file=$(mktemp)
+    # A new request would interrupt a streamed one without --interrupt_requests False.
+    "$LLAMA_VENV/bin/python" -m llama_cpp.server \
+        --model models/files/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
+        --model_alias SmolLM2-135M-Instruct --host 127.0.0.1 --port "$port" \
+        --n_ctx 2048 --n_threads 1 --interrupt_requests False >"$log_file" 2>&1 &
+    LLAMA_PID=$!
+    for _ in $(seq 1 120); do
+        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/models', timeout=1)" 2>/dev/null; then
+            export SEEDLING_LLAMA_SERVER_URL="http://127.0.0.1:$port/v1"
+            log "llama.cpp server ready at $SEEDLING_LLAMA_SERVER_URL"
+            return 0
+        fi
+        kill -0 "$LLAMA_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    cat "$log_file" >&2
+    die "llama.cpp's server did not start"
+}
+
+stop_llama_server() {
+    if [ -n "${LLAMA_PID:-}" ]; then
+        kill "$LLAMA_PID" 2>/dev/null || true
+        wait "$LLAMA_PID" 2>/dev/null || true
+        LLAMA_PID=
+    fi
+}
+
+stop_servers() {
+    stop_server
+    stop_llama_server
+}
+
 fetch_assets() {
     python3 scripts/fetch_assets.py "$@"
 }
@@ -121,6 +175,11 @@ command_test() {
     local started=$SECONDS
     build_all
     ensure_chromium
+    ensure_llama_server
+    trap stop_servers EXIT
+    start_llama_server
+    # The hosted-LLM tests fail, rather than skip, without the server.
+    export SEEDLING_REQUIRE_LLAMA_SERVER=1
 
     local native_log browser_log
     native_log=$(mktemp)
@@ -136,11 +195,10 @@ command_test() {
     native_summary=$(grep -E '^test result:' "$native_log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
 
     log "browser tests (headless Chromium)"
-    trap stop_server EXIT
     start_server
     SEEDLING_URL=$SERVER_URL node --test --test-reporter=spec tests/browser/ 2>&1 | tee "$browser_log"
     local browser_status=${PIPESTATUS[0]}
-    stop_server
+    stop_servers
 
     local browser_passed browser_failed
     browser_passed=$(awk '/^ℹ pass / {print $3}' "$browser_log")

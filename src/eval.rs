@@ -1,6 +1,7 @@
 //! The main job, shared by the page and the CLI: run real items through the small
 //! models, time them, score them, and attach the energy estimate.
 
+use futures_util::stream::{self, LocalBoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -10,15 +11,21 @@ use crate::data::humaneval::Problem;
 use crate::data::stories::StoryItem;
 use crate::data::uci_sentiment::SentimentItem;
 use crate::energy::grid::{choose_grid, GridChoice};
-use crate::energy::{estimate_device, DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
+use crate::energy::{
+    estimate_device, Band, DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure,
+};
 use crate::error::Result;
+use crate::hosted::{
+    CancelFlag, EstimatePlan, Failure, FailureKind, HostedClient, HostedReply, Transport,
+};
 use crate::inputs::DataInput;
 use crate::models::bert::SentenceEncoder;
 use crate::models::head::LinearHead;
 use crate::models::llama::{CausalLm, GenerateOptions, Generation, StopReason};
 use crate::models::sampling::Sampling;
 use crate::report::{
-    Contrast, EmbeddingRecord, EmbeddingRun, FileRecord, ItemRecord, ModelRecord, TaskResult,
+    Contrast, EmbeddingRecord, EmbeddingRun, FileRecord, HostedEnergy, HostedItem, ItemFailure,
+    ItemRecord, ModelRecord, TaskResult,
 };
 use crate::tasks::code_summary::{self, SummaryItem};
 use crate::tasks::gsm8k;
@@ -81,17 +88,156 @@ impl Default for EvalSettings {
     }
 }
 
-/// Runs one greedy chat completion by the small model, timed from prompt to last token.
-async fn complete<B: Backend>(
-    model: &CausalLm<B>,
-    user_message: &str,
-    options: &GenerateOptions,
-) -> Result<(Generation, f64)> {
-    let start = Instant::now();
-    let prompt = model.chat_prompt(None, user_message)?;
-    let prompt_ids = model.tokenizer().encode_prompt(&prompt)?;
-    let generation = model.generate(&prompt_ids, options, |_| {}).await?;
-    Ok((generation, elapsed_ms(start)))
+/// One reply to a prompt, from the small model or the hosted one, timed.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    pub latency_ms: f64,
+    /// The small model's prompt processing, or the hosted model's time to first token
+    /// (0 when the reply was not streamed).
+    pub prefill_ms: f64,
+    pub tokens_in: usize,
+    pub tokens_out: usize,
+    pub decode_tokens_per_second: Option<f64>,
+    /// The budget of new tokens cut the reply.
+    pub truncated: bool,
+    pub hosted: Option<HostedItem>,
+}
+
+/// What a runner receives for each prompt: a reply, or a hosted request that failed
+/// (an item left unscored). Errors of the small model end the run.
+pub type ReplyOutcome = std::result::Result<Reply, Failure>;
+
+/// Answers a task's prompts in order, as a stream, so that each item is scored and
+/// reported as soon as its reply arrives.
+pub trait Responder {
+    fn replies<'a>(&'a self, prompts: Vec<String>) -> LocalBoxStream<'a, Result<ReplyOutcome>>;
+}
+
+/// The small chat model, greedy, one prompt after another.
+pub struct SmallModel<'a, B: Backend> {
+    pub model: &'a CausalLm<B>,
+    pub options: GenerateOptions,
+    pub cancel: &'a CancelFlag,
+}
+
+impl<B: Backend> Responder for SmallModel<'_, B> {
+    fn replies<'a>(&'a self, prompts: Vec<String>) -> LocalBoxStream<'a, Result<ReplyOutcome>> {
+        stream::iter(prompts)
+            .then(move |prompt| async move {
+                if self.cancel.is_cancelled() {
+                    return Ok(Err(cancelled_failure()));
+                }
+                let start = Instant::now();
+                let chat = self.model.chat_prompt(None, &prompt)?;
+                let prompt_ids = self.model.tokenizer().encode_prompt(&chat)?;
+                let generation = self
+                    .model
+                    .generate(&prompt_ids, &self.options, |_| {})
+                    .await?;
+                Ok(Ok(generation_reply(generation, elapsed_ms(start))))
+            })
+            .boxed_local()
+    }
+}
+
+fn cancelled_failure() -> Failure {
+    Failure {
+        kind: FailureKind::Cancelled,
+        message: "cancelled".into(),
+        attempts: 0,
+    }
+}
+
+fn generation_reply(generation: Generation, latency_ms: f64) -> Reply {
+    Reply {
+        decode_tokens_per_second: generation.decode_tokens_per_second(),
+        truncated: generation.stop_reason == StopReason::MaxTokens,
+        prefill_ms: generation.prefill_ms,
+        tokens_in: generation.prompt_tokens,
+        tokens_out: generation.token_ids.len(),
+        text: generation.text,
+        latency_ms,
+        hosted: None,
+    }
+}
+
+/// Counts the tokens of a text when the server gives no `usage`.
+pub type TokenCounter<'a> = &'a dyn Fn(&str) -> Option<usize>;
+
+/// The hosted model through its API, with the client's concurrency limit; each reply
+/// carries its EcoLogits estimate.
+pub struct HostedModel<'a, T: Transport> {
+    pub client: &'a HostedClient<T>,
+    pub plan: &'a EstimatePlan,
+    /// Counts tokens when the server does not report them (the small model's tokenizer);
+    /// without one, characters / 4 stands in.
+    pub counter: Option<TokenCounter<'a>>,
+}
+
+impl<T: Transport> HostedModel<'_, T> {
+    fn count(&self, text: &str) -> (usize, &'static str) {
+        match self.counter.and_then(|count| count(text)) {
+            Some(tokens) => (tokens, "counted"),
+            None => (text.chars().count().div_ceil(4), "estimated"),
+        }
+    }
+
+    fn reply(&self, prompt: &str, answer: HostedReply) -> Result<Reply> {
+        let completion = answer.completion;
+        let (tokens_in, tokens_out, usage) = match completion.usage {
+            Some(usage) => (usage.prompt_tokens, usage.completion_tokens, "server"),
+            None => {
+                let (tokens_in, _) = self.count(prompt);
+                let (tokens_out, how) = self.count(&completion.text);
+                (tokens_in, tokens_out, how)
+            }
+        };
+        let impacts = self.plan.estimate(
+            &self.client.settings().model,
+            tokens_out,
+            answer.latency_ms / 1000.0,
+        )?;
+        let to_wh = |band: Band| Band {
+            estimate: band.estimate * 1000.0,
+            low: band.low * 1000.0,
+            high: band.high * 1000.0,
+        };
+        let decode_ms = answer.latency_ms - answer.ttft_ms.unwrap_or(0.0);
+        Ok(Reply {
+            decode_tokens_per_second: (tokens_out > 1 && decode_ms > 0.0)
+                .then(|| tokens_out as f64 / (answer.latency_ms / 1000.0)),
+            truncated: completion.finish_reason.as_deref() == Some("length"),
+            prefill_ms: answer.ttft_ms.unwrap_or(0.0),
+            tokens_in,
+            tokens_out,
+            text: completion.text,
+            latency_ms: answer.latency_ms,
+            hosted: Some(HostedItem {
+                ttft_ms: answer.ttft_ms,
+                usage: usage.to_string(),
+                attempts: answer.attempts,
+                energy_wh: to_wh(impacts.energy_kwh),
+                usage_g_co2e: to_wh(impacts.usage_gwp_kg),
+                embodied_g_co2e: to_wh(impacts.embodied_gwp_kg),
+            }),
+        })
+    }
+}
+
+impl<T: Transport> Responder for HostedModel<'_, T> {
+    fn replies<'a>(&'a self, prompts: Vec<String>) -> LocalBoxStream<'a, Result<ReplyOutcome>> {
+        let concurrency = self.client.settings().concurrency.max(1);
+        stream::iter(prompts.into_iter().enumerate())
+            .map(move |(index, prompt)| async move {
+                match self.client.complete(index, &prompt).await {
+                    Ok(answer) => self.reply(&prompt, answer).map(Ok),
+                    Err(failure) => Ok(Err(failure)),
+                }
+            })
+            .buffered(concurrency)
+            .boxed_local()
+    }
 }
 
 fn greedy(settings: &EvalSettings) -> GenerateOptions {
@@ -102,12 +248,11 @@ fn greedy(settings: &EvalSettings) -> GenerateOptions {
     }
 }
 
-/// Builds the record of one generated output; `prediction`, `reference` and `score` come from the task.
-fn generation_record(
+/// Builds the record of one reply; `prediction`, `reference` and `score` come from the task.
+fn reply_record(
     id: &str,
     input: &str,
-    generation: Generation,
-    latency_ms: f64,
+    reply: Reply,
     prediction: Option<String>,
     reference: &str,
     score: f64,
@@ -115,18 +260,19 @@ fn generation_record(
     ItemRecord {
         id: id.to_string(),
         input: input.to_string(),
-        decode_tokens_per_second: generation.decode_tokens_per_second(),
-        truncated: generation.stop_reason == StopReason::MaxTokens,
-        output: generation.text,
+        output: reply.text,
         prediction,
         reference: reference.to_string(),
         score,
-        latency_ms,
-        prefill_ms: generation.prefill_ms,
-        tokens_in: generation.prompt_tokens,
-        tokens_out: generation.token_ids.len(),
+        latency_ms: reply.latency_ms,
+        prefill_ms: reply.prefill_ms,
+        tokens_in: reply.tokens_in,
+        tokens_out: reply.tokens_out,
+        decode_tokens_per_second: reply.decode_tokens_per_second,
+        truncated: reply.truncated,
         detail: None,
         metrics: Default::default(),
+        hosted: reply.hosted,
     }
 }
 
@@ -146,39 +292,121 @@ impl TaskContext<'_> {
     }
 }
 
-/// The parts of a task's result that its records do not give.
-struct Aggregate {
-    task: &'static str,
-    prompt_version: &'static str,
-    metric: &'static str,
-    interval: (f64, f64),
-    extra_metrics: std::collections::BTreeMap<String, f64>,
+/// A task's scored records, and what its result needs besides them.
+pub struct Scored {
+    pub task: &'static str,
+    pub prompt_version: &'static str,
+    pub metric: &'static str,
+    pub interval: (f64, f64),
+    pub extra_metrics: std::collections::BTreeMap<String, f64>,
+    pub records: Vec<ItemRecord>,
+    pub failures: Vec<ItemFailure>,
+    /// Items the task set out to answer.
+    pub planned: usize,
 }
 
-/// Averages the item scores into the main metric and attaches the energy of the task's time.
-fn task_result(
-    aggregate: Aggregate,
-    context: &TaskContext<'_>,
-    records: Vec<ItemRecord>,
-) -> TaskResult {
-    let seconds = records.iter().map(|r| r.latency_ms).sum::<f64>() / 1000.0;
-    let score = if records.is_empty() {
-        0.0
-    } else {
-        records.iter().map(|r| r.score).sum::<f64>() / records.len() as f64
-    };
-    TaskResult {
-        task: aggregate.task.into(),
-        model: context.model_name.clone(),
-        prompt_version: aggregate.prompt_version.into(),
-        metric: aggregate.metric.into(),
-        score,
-        interval: Some(aggregate.interval),
-        extra_metrics: aggregate.extra_metrics,
-        energy: context.energy(seconds, records.len()),
-        items: records,
-        seconds,
-        user_data: false,
+impl Scored {
+    fn seconds(&self) -> f64 {
+        self.records.iter().map(|r| r.latency_ms).sum::<f64>() / 1000.0
+    }
+
+    fn mean_score(&self) -> f64 {
+        if self.records.is_empty() {
+            0.0
+        } else {
+            self.records.iter().map(|r| r.score).sum::<f64>() / self.records.len() as f64
+        }
+    }
+
+    /// The small model's result: the scores with the device energy of the task's time.
+    pub fn into_device_result(self, context: &TaskContext<'_>) -> TaskResult {
+        let seconds = self.seconds();
+        let energy = context.energy(seconds, self.records.len());
+        self.into_result(context.model_name.clone(), energy)
+    }
+
+    /// The hosted model's result: the scores with the sum of its requests' estimates.
+    pub fn into_hosted_result(
+        self,
+        model: String,
+        plan: &EstimatePlan,
+    ) -> TaskResult<HostedEnergy> {
+        let energy = HostedEnergy::of(&self.records, self.seconds(), plan);
+        self.into_result(model, energy)
+    }
+
+    fn into_result<E>(self, model: String, energy: E) -> TaskResult<E> {
+        let seconds = self.seconds();
+        TaskResult {
+            task: self.task.into(),
+            model,
+            prompt_version: self.prompt_version.into(),
+            metric: self.metric.into(),
+            score: self.mean_score(),
+            interval: Some(self.interval),
+            extra_metrics: self.extra_metrics,
+            seconds,
+            energy,
+            planned_items: self.planned,
+            failures: self.failures,
+            items: self.records,
+            user_data: false,
+        }
+    }
+}
+
+/// Receives a task's replies in order, keeps the failures apart, and says when to stop:
+/// at a failure that every later request would share, or after three in a row.
+struct Replies<'a> {
+    stream: LocalBoxStream<'a, Result<ReplyOutcome>>,
+    failures: Vec<ItemFailure>,
+    consecutive: usize,
+    stopped: bool,
+}
+
+const CONSECUTIVE_FAILURES_TO_STOP: usize = 3;
+
+impl<'a> Replies<'a> {
+    fn new(responder: &'a impl Responder, prompts: Vec<String>) -> Self {
+        Self {
+            stream: responder.replies(prompts),
+            failures: Vec::new(),
+            consecutive: 0,
+            stopped: false,
+        }
+    }
+
+    /// The next item's reply; `Ok(None)` when the item failed or the task stops
+    /// (check `stopped`).
+    async fn next(&mut self, item_id: &str) -> Result<Option<Reply>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        match self.stream.next().await {
+            None => {
+                self.stopped = true;
+                Ok(None)
+            }
+            Some(outcome) => match outcome? {
+                Ok(reply) => {
+                    self.consecutive = 0;
+                    Ok(Some(reply))
+                }
+                Err(failure) => {
+                    tracing::warn!(id = item_id, kind = ?failure.kind, "{}", failure.message);
+                    self.consecutive += 1;
+                    self.stopped = failure.kind.stops_run()
+                        || self.consecutive >= CONSECUTIVE_FAILURES_TO_STOP;
+                    self.failures.push(ItemFailure {
+                        id: item_id.to_string(),
+                        kind: failure.kind,
+                        message: failure.message,
+                        attempts: failure.attempts,
+                    });
+                    Ok(None)
+                }
+            },
+        }
     }
 }
 
@@ -188,70 +416,85 @@ fn wilson_of(records: &[ItemRecord]) -> (f64, f64) {
     (interval.low, interval.high)
 }
 
-/// Runs GSM8K `items` through the model with greedy decoding and scores each by exact match of the final number.
-pub async fn run_gsm8k<B: Backend>(
-    model: &CausalLm<B>,
-    context: &TaskContext<'_>,
+/// Asks for each GSM8K answer and scores it by exact match of the final number.
+pub async fn run_gsm8k(
+    responder: &impl Responder,
     items: &[Gsm8kItem],
     mut on_item: impl FnMut(&ItemRecord),
-) -> Result<TaskResult> {
-    let options = greedy(context.settings);
+) -> Result<Scored> {
+    let prompts = items
+        .iter()
+        .map(|item| gsm8k::prompt(&item.question))
+        .collect();
+    let mut replies = Replies::new(responder, prompts);
     let mut records = Vec::with_capacity(items.len());
     for item in items {
-        let (generation, latency_ms) =
-            complete(model, &gsm8k::prompt(&item.question), &options).await?;
-        let prediction = gsm8k::parse_final_number(&generation.text);
+        let Some(reply) = replies.next(&item.id).await? else {
+            if replies.stopped {
+                break;
+            }
+            continue;
+        };
+        let prediction = gsm8k::parse_final_number(&reply.text);
         let correct = gsm8k::exact_match(prediction.as_deref(), &item.answer);
-        let record = generation_record(
+        let record = reply_record(
             &item.id,
             &item.question,
-            generation,
-            latency_ms,
+            reply,
             prediction,
             &item.answer,
             if correct { 1.0 } else { 0.0 },
         );
-        tracing::info!(id = %record.id, correct, latency_ms, tokens_out = record.tokens_out, "gsm8k item done");
+        tracing::info!(id = %record.id, correct, latency_ms = record.latency_ms, tokens_out = record.tokens_out, "gsm8k item done");
         on_item(&record);
         records.push(record);
     }
-    let aggregate = Aggregate {
+    Ok(Scored {
         task: "gsm8k",
         prompt_version: gsm8k::PROMPT_VERSION,
         metric: gsm8k::METRIC,
         interval: wilson_of(&records),
         extra_metrics: Default::default(),
-    };
-    Ok(task_result(aggregate, context, records))
+        records,
+        failures: replies.failures,
+        planned: items.len(),
+    })
 }
 
-/// Asks the model for a one-sentence summary of each function and scores it against
-/// the docstring's first sentence by ROUGE-L F1, with corpus BLEU beside it.
-pub async fn run_code_summary<B: Backend>(
-    model: &CausalLm<B>,
-    context: &TaskContext<'_>,
+/// Asks for a one-sentence summary of each function and scores it against the
+/// docstring's first sentence by ROUGE-L F1, with corpus BLEU beside it.
+pub async fn run_code_summary(
+    responder: &impl Responder,
+    seed: u64,
     items: &[SummaryItem],
     mut on_item: impl FnMut(&ItemRecord),
-) -> Result<TaskResult> {
+) -> Result<Scored> {
     use crate::tasks::metrics::{bleu::corpus_bleu, interval::bootstrap_mean, rouge::rouge_l};
 
-    let options = greedy(context.settings);
+    let prompts = items
+        .iter()
+        .map(|item| code_summary::prompt(&item.code))
+        .collect();
+    let mut replies = Replies::new(responder, prompts);
     let mut records = Vec::with_capacity(items.len());
     for item in items {
-        let (generation, latency_ms) =
-            complete(model, &code_summary::prompt(&item.code), &options).await?;
-        let summary = code_summary::parse_summary(&generation.text);
+        let Some(reply) = replies.next(&item.id).await? else {
+            if replies.stopped {
+                break;
+            }
+            continue;
+        };
+        let summary = code_summary::parse_summary(&reply.text);
         let score = rouge_l(&item.reference, &summary).fmeasure;
-        let record = generation_record(
+        let record = reply_record(
             &item.id,
             &item.code,
-            generation,
-            latency_ms,
+            reply,
             Some(summary),
             &item.reference,
             score,
         );
-        tracing::info!(id = %record.id, score, latency_ms, "code-summary item done");
+        tracing::info!(id = %record.id, score, latency_ms = record.latency_ms, "code-summary item done");
         on_item(&record);
         records.push(record);
     }
@@ -261,38 +504,48 @@ pub async fn run_code_summary<B: Backend>(
             .iter()
             .map(|r| (r.prediction.as_deref().unwrap_or(""), r.reference.as_str())),
     );
-    let aggregate = Aggregate {
+    Ok(Scored {
         task: "code-summary",
         prompt_version: code_summary::PROMPT_VERSION,
         metric: code_summary::METRIC,
-        interval: bootstrap_mean(&scores, context.settings.seed),
+        interval: bootstrap_mean(&scores, seed),
         extra_metrics: [("bleu".to_string(), bleu)].into(),
-    };
-    Ok(task_result(aggregate, context, records))
+        records,
+        failures: replies.failures,
+        planned: items.len(),
+    })
 }
 
-/// Asks the model for a story from each background and scores it against the reference.
+/// Asks for a story from each background and scores it against the reference.
 /// The item's score is the BERTScore-style F1 over the encoder's token states. Beside it
-/// come the cosine of the two sentence embeddings and the model's perplexity on the
-/// reference as its reply. Scoring time is not part of the item's latency or energy.
-#[allow(clippy::too_many_arguments)]
+/// come the cosine of the two sentence embeddings and, when `perplexity_model` is given
+/// (the small model), its perplexity on the reference as its reply. Scoring time is not
+/// part of the item's latency or energy.
 pub async fn run_story<B: Backend>(
-    model: &CausalLm<B>,
+    responder: &impl Responder,
     encoder: &SentenceEncoder<B>,
-    context: &TaskContext<'_>,
+    perplexity_model: Option<&CausalLm<B>>,
+    seed: u64,
     items: &[StoryItem],
     mut on_item: impl FnMut(&ItemRecord),
-) -> Result<TaskResult> {
+) -> Result<Scored> {
     use crate::tasks::metrics::{bertscore::greedy_match, interval::bootstrap_mean};
 
-    let options = greedy(context.settings);
+    let prompts = items
+        .iter()
+        .map(|item| story::prompt(&item.background))
+        .collect();
+    let mut replies = Replies::new(responder, prompts);
     let mut records = Vec::with_capacity(items.len());
     let mut log_perplexities = Vec::with_capacity(items.len());
     for item in items {
-        let user_message = story::prompt(&item.background);
-        let (generation, latency_ms) = complete(model, &user_message, &options).await?;
-        let written = story::parse_story(&generation.text);
-
+        let Some(reply) = replies.next(&item.id).await? else {
+            if replies.stopped {
+                break;
+            }
+            continue;
+        };
+        let written = story::parse_story(&reply.text);
         let reference_states = encoder.token_states(&item.reference).await?;
         let (bert, cosine) = if written.is_empty() {
             (greedy_match(&[], &reference_states), 0.0)
@@ -309,30 +562,31 @@ pub async fn run_story<B: Backend>(
                 .sum();
             (greedy_match(&states, &reference_states), cosine as f64)
         };
-        let prompt_ids = model
-            .tokenizer()
-            .encode_prompt(&model.chat_prompt(None, &user_message)?)?;
-        let reference_ids = model.tokenizer().encode_text(&item.reference)?;
-        let perplexity = model.perplexity(&prompt_ids, &reference_ids).await?;
-        log_perplexities.push(perplexity.ln());
-
-        let mut record = generation_record(
+        let mut metrics: std::collections::BTreeMap<String, f64> = [
+            ("bertscore_precision".to_string(), bert.precision),
+            ("bertscore_recall".to_string(), bert.recall),
+            ("sentence_cosine".to_string(), cosine),
+        ]
+        .into();
+        if let Some(model) = perplexity_model {
+            let prompt_ids = model
+                .tokenizer()
+                .encode_prompt(&model.chat_prompt(None, &story::prompt(&item.background))?)?;
+            let reference_ids = model.tokenizer().encode_text(&item.reference)?;
+            let perplexity = model.perplexity(&prompt_ids, &reference_ids).await?;
+            log_perplexities.push(perplexity.ln());
+            metrics.insert("reference_perplexity".to_string(), perplexity);
+        }
+        let mut record = reply_record(
             &item.id,
             &item.background,
-            generation,
-            latency_ms,
+            reply,
             Some(written),
             &item.reference,
             bert.f1,
         );
-        record.metrics = [
-            ("bertscore_precision".to_string(), bert.precision),
-            ("bertscore_recall".to_string(), bert.recall),
-            ("sentence_cosine".to_string(), cosine),
-            ("reference_perplexity".to_string(), perplexity),
-        ]
-        .into();
-        tracing::info!(id = %record.id, f1 = bert.f1, cosine, perplexity, latency_ms, "story item done");
+        record.metrics = metrics;
+        tracing::info!(id = %record.id, f1 = bert.f1, cosine, latency_ms = record.latency_ms, "story item done");
         on_item(&record);
         records.push(record);
     }
@@ -340,71 +594,138 @@ pub async fn run_story<B: Backend>(
     let mean_of = |name: &str| {
         records.iter().map(|r| r.metrics[name]).sum::<f64>() / records.len().max(1) as f64
     };
-    let geometric_perplexity =
-        (log_perplexities.iter().sum::<f64>() / log_perplexities.len().max(1) as f64).exp();
-    let aggregate = Aggregate {
+    let mut extra_metrics: std::collections::BTreeMap<String, f64> = [
+        ("sentence_cosine".to_string(), mean_of("sentence_cosine")),
+        (
+            "bertscore_precision".to_string(),
+            mean_of("bertscore_precision"),
+        ),
+        ("bertscore_recall".to_string(), mean_of("bertscore_recall")),
+    ]
+    .into();
+    if !log_perplexities.is_empty() {
+        extra_metrics.insert(
+            "reference_perplexity_geometric_mean".to_string(),
+            (log_perplexities.iter().sum::<f64>() / log_perplexities.len() as f64).exp(),
+        );
+    }
+    Ok(Scored {
         task: "story",
         prompt_version: story::PROMPT_VERSION,
         metric: story::METRIC,
-        interval: bootstrap_mean(&scores, context.settings.seed),
-        extra_metrics: [
-            ("sentence_cosine".to_string(), mean_of("sentence_cosine")),
-            (
-                "bertscore_precision".to_string(),
-                mean_of("bertscore_precision"),
-            ),
-            ("bertscore_recall".to_string(), mean_of("bertscore_recall")),
-            (
-                "reference_perplexity_geometric_mean".to_string(),
-                geometric_perplexity,
-            ),
-        ]
-        .into(),
-    };
-    Ok(task_result(aggregate, context, records))
+        interval: bootstrap_mean(&scores, seed),
+        extra_metrics,
+        records,
+        failures: replies.failures,
+        planned: items.len(),
+    })
 }
 
-/// Asks the model to complete each HumanEval function, runs the program with the
-/// problem's tests through `executor`, and scores pass@1 (one greedy sample per problem).
+/// Asks for each HumanEval function's completion, runs the program with the problem's
+/// tests through `executor`, and scores pass@1 (one greedy sample per problem).
 /// The execution time is not part of the item's latency or energy.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_humaneval<B: Backend, E: CodeExecutor>(
-    model: &CausalLm<B>,
-    context: &TaskContext<'_>,
+pub async fn run_humaneval<E: CodeExecutor>(
+    responder: &impl Responder,
     executor: &E,
     problems: &[Problem],
     mut on_item: impl FnMut(&ItemRecord),
-) -> Result<TaskResult> {
-    let options = greedy(context.settings);
+) -> Result<Scored> {
+    let prompts = problems
+        .iter()
+        .map(|problem| humaneval::prompt(&problem.prompt))
+        .collect();
+    let mut replies = Replies::new(responder, prompts);
     let mut records = Vec::with_capacity(problems.len());
     for problem in problems {
-        let (generation, latency_ms) =
-            complete(model, &humaneval::prompt(&problem.prompt), &options).await?;
-        let completion = humaneval::extract_completion(&generation.text, &problem.entry_point);
+        let Some(reply) = replies.next(&problem.task_id).await? else {
+            if replies.stopped {
+                break;
+            }
+            continue;
+        };
+        let completion = humaneval::extract_completion(&reply.text, &problem.entry_point);
         let program = humaneval::program(problem, &completion);
         let outcome = executor.execute(&program, humaneval::TIMEOUT_MS).await?;
-        let mut record = generation_record(
+        let mut record = reply_record(
             &problem.task_id,
             &problem.prompt,
-            generation,
-            latency_ms,
+            reply,
             Some(completion),
             &problem.canonical_solution,
             if outcome.passed { 1.0 } else { 0.0 },
         );
-        tracing::info!(id = %record.id, result = %outcome.result, latency_ms, "humaneval item done");
+        tracing::info!(id = %record.id, result = %outcome.result, latency_ms = record.latency_ms, "humaneval item done");
         record.detail = Some(outcome.result);
         on_item(&record);
         records.push(record);
     }
-    let aggregate = Aggregate {
+    Ok(Scored {
         task: "humaneval",
         prompt_version: humaneval::PROMPT_VERSION,
         metric: humaneval::METRIC,
         interval: wilson_of(&records),
         extra_metrics: Default::default(),
-    };
-    Ok(task_result(aggregate, context, records))
+        records,
+        failures: replies.failures,
+        planned: problems.len(),
+    })
+}
+
+/// Asks a chat model (the hosted one) for each sentence's sentiment in one word and
+/// scores it against the label; an answer naming neither label counts as wrong.
+pub async fn run_sentiment_prompted(
+    responder: &impl Responder,
+    items: &[SentimentItem],
+    mut on_item: impl FnMut(&ItemRecord),
+) -> Result<Scored> {
+    use crate::tasks::metrics::classification::{macro_f1, wilson};
+    use crate::tasks::sentiment;
+
+    let prompts = items
+        .iter()
+        .map(|item| sentiment::prompt(&item.text))
+        .collect();
+    let mut replies = Replies::new(responder, prompts);
+    let mut records = Vec::with_capacity(items.len());
+    let (mut predictions, mut truth) = (Vec::new(), Vec::new());
+    for item in items {
+        let Some(reply) = replies.next(&item.id).await? else {
+            if replies.stopped {
+                break;
+            }
+            continue;
+        };
+        let predicted = sentiment::parse_label(&reply.text);
+        // An unparsable answer is scored as the wrong label for macro-F1.
+        predictions.push(predicted.unwrap_or(1 - item.label));
+        truth.push(item.label);
+        let record = reply_record(
+            &item.id,
+            &item.text,
+            reply,
+            predicted.map(|label| sentiment::LABELS[label as usize].to_string()),
+            sentiment::LABELS[item.label as usize],
+            if predicted == Some(item.label) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        on_item(&record);
+        records.push(record);
+    }
+    let correct = records.iter().filter(|r| r.score > 0.0).count();
+    let interval = wilson(correct, records.len());
+    Ok(Scored {
+        task: "sentiment",
+        prompt_version: sentiment::PROMPT_VERSION,
+        metric: sentiment::METRIC,
+        interval: (interval.low, interval.high),
+        extra_metrics: [("macro_f1".to_string(), macro_f1(&predictions, &truth, 2))].into(),
+        records,
+        failures: replies.failures,
+        planned: items.len(),
+    })
 }
 
 /// Embeds each sentence on its own (batch 1, as a user's query would be) and times it.
@@ -412,11 +733,15 @@ pub async fn run_embeddings<B: Backend>(
     encoder: &SentenceEncoder<B>,
     context: &TaskContext<'_>,
     items: &[SentimentItem],
+    cancel: &CancelFlag,
     mut on_item: impl FnMut(&EmbeddingRecord),
 ) -> Result<EmbeddingRun> {
     let mut records = Vec::with_capacity(items.len());
     let mut total_ms = 0.0;
     for item in items {
+        if cancel.is_cancelled() {
+            break;
+        }
         let start = Instant::now();
         let embedding = encoder.embed(&[item.text.as_str()]).await?.remove(0);
         let latency_ms = elapsed_ms(start);
@@ -448,6 +773,7 @@ pub async fn run_sentiment<B: Backend>(
     head: &LinearHead,
     context: &TaskContext<'_>,
     items: &[SentimentItem],
+    cancel: &CancelFlag,
     mut on_item: impl FnMut(&ItemRecord),
 ) -> Result<TaskResult> {
     use crate::tasks::metrics::classification::{macro_f1, wilson};
@@ -455,8 +781,13 @@ pub async fn run_sentiment<B: Backend>(
 
     let mut records = Vec::with_capacity(items.len());
     let mut predictions = Vec::with_capacity(items.len());
+    let mut truth = Vec::with_capacity(items.len());
     let mut total_ms = 0.0;
     for item in items {
+        if cancel.is_cancelled() {
+            break;
+        }
+        truth.push(item.label);
         let start = Instant::now();
         let embedding = encoder.embed(&[item.text.as_str()]).await?.remove(0);
         let probabilities = head.probabilities(&embedding.vector)?;
@@ -484,12 +815,12 @@ pub async fn run_sentiment<B: Backend>(
             truncated: embedding.truncated,
             detail: None,
             metrics: Default::default(),
+            hosted: None,
         };
         on_item(&record);
         records.push(record);
     }
 
-    let truth: Vec<u8> = items.iter().map(|item| item.label).collect();
     let correct = records.iter().filter(|r| r.score > 0.0).count();
     let seconds = total_ms / 1000.0;
     let mut result = TaskResult {
@@ -503,6 +834,8 @@ pub async fn run_sentiment<B: Backend>(
         seconds,
         interval: None,
         extra_metrics: Default::default(),
+        planned_items: items.len(),
+        failures: Vec::new(),
         user_data: false,
     };
     let interval = wilson(correct, truth.len());
@@ -603,8 +936,24 @@ pub fn models_needed(task: &str) -> (bool, bool, bool) {
 /// measures process CPU time and re-estimates the task's energy).
 pub trait RunObserver {
     fn item(&mut self, _task: &str, _done: usize, _total: usize, _record: &serde_json::Value) {}
+    /// An item the hosted model answered (`record`) or failed (`failure`).
+    fn hosted_item(
+        &mut self,
+        _task: &str,
+        _done: usize,
+        _total: usize,
+        _record: Option<&serde_json::Value>,
+        _failure: Option<&ItemFailure>,
+    ) {
+    }
     fn task_started(&mut self, _task: &str) {}
     fn task_finished(&mut self, _task: &str, _energy: &mut DeviceEnergy) {}
+}
+
+/// The hosted model a run compares against, with what its estimate uses.
+pub struct HostedBaseline<'a, T: Transport> {
+    pub client: &'a HostedClient<T>,
+    pub plan: &'a EstimatePlan,
 }
 
 /// Everything a run is asked to do, besides its models.
@@ -615,14 +964,60 @@ pub struct RunRequest<'a> {
     pub profile: PowerProfile,
     pub grid: GridChoice,
     pub runtime: crate::report::Runtime,
+    /// Stops the run between items; what finished stays in the report.
+    pub cancel: CancelFlag,
 }
 
-/// Runs each requested task on its data with the loaded models and assembles the report.
+/// Returns the code executor, or the error that explains how to allow code execution.
+fn check_executor<E>(executor: Option<&E>) -> Result<&E> {
+    executor.ok_or_else(|| {
+        crate::error::Error::Execution(
+            "the humaneval task runs model-written Python to score it; allow this with \
+             --execute-untrusted-code (the CLI then runs python3 in a temporary folder \
+             with time and memory limits), or leave humaneval out of --tasks"
+                .into(),
+        )
+    })
+}
+
+/// Runs the items of one task through `responder`, whichever model it is.
+#[allow(clippy::too_many_arguments)]
+async fn answer_task<B: Backend, E: CodeExecutor>(
+    items: &crate::inputs::TaskItems,
+    responder: &impl Responder,
+    encoder: Option<&SentenceEncoder<B>>,
+    perplexity_model: Option<&CausalLm<B>>,
+    executor: Option<&E>,
+    seed: u64,
+    on_item: impl FnMut(&ItemRecord),
+) -> Result<Option<Scored>> {
+    use crate::inputs::TaskItems;
+    let scored = match items {
+        TaskItems::Gsm8k(items) => run_gsm8k(responder, items, on_item).await?,
+        TaskItems::CodeSummary(items) => run_code_summary(responder, seed, items, on_item).await?,
+        TaskItems::HumanEval(problems) => {
+            run_humaneval(responder, check_executor(executor)?, problems, on_item).await?
+        }
+        TaskItems::Story(items) => {
+            let Some(encoder) = encoder else {
+                return Ok(None);
+            };
+            run_story(responder, encoder, perplexity_model, seed, items, on_item).await?
+        }
+        TaskItems::Sentiment(items) => run_sentiment_prompted(responder, items, on_item).await?,
+        TaskItems::Embed(_) => return Ok(None),
+    };
+    Ok(Some(scored))
+}
+
+/// Runs each requested task on its data with the loaded models, then (when `hosted`
+/// is given) the same items through the hosted model, and assembles the report.
 /// HumanEval needs an `executor`; without one the run stops with an error that explains
 /// how to allow code execution.
-pub async fn run_tasks<B: Backend, E: CodeExecutor>(
+pub async fn run_tasks<B: Backend, E: CodeExecutor, T: Transport>(
     loaded: &Loaded<B>,
     executor: Option<&E>,
+    hosted: Option<HostedBaseline<'_, T>>,
     request: RunRequest<'_>,
     observer: &mut impl RunObserver,
 ) -> Result<crate::report::Report> {
@@ -636,6 +1031,7 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         profile,
         grid,
         runtime,
+        cancel,
     } = request;
     let missing = |task: &str, what: &str| Error::InvalidOption {
         option: "tasks",
@@ -648,13 +1044,44 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         profile: &profile,
         grid: &grid.grid,
     };
+    // Prepare every task's items first, so a bad data file stops the run before any work.
+    let mut prepared_tasks = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let inputs = data.get(task.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        prepared_tasks.push((
+            task.as_str(),
+            prepare(task, inputs, settings.limit, settings.seed)?,
+        ));
+    }
+    if prepared_tasks
+        .iter()
+        .any(|(_, p)| matches!(p.items, TaskItems::HumanEval(_)))
+    {
+        check_executor(executor)?;
+    }
+    let token_counter = |text: &str| {
+        loaded
+            .llm
+            .as_ref()
+            .and_then(|(model, _)| model.tokenizer().encode_text(text).ok())
+            .map(|ids| ids.len())
+    };
+    let hosted_model = hosted.as_ref().map(|baseline| HostedModel {
+        client: baseline.client,
+        plan: baseline.plan,
+        counter: Some(&token_counter),
+    });
+
     let mut models: Vec<ModelRecord> = Vec::new();
     let mut datasets: Vec<FileRecord> = Vec::new();
     let mut results = Vec::new();
+    let mut hosted_results = Vec::new();
+    let mut hosted_stopped: Option<String> = None;
     let mut embeddings = None;
-    for task in tasks {
-        let inputs = data.get(task.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let prepared = prepare(task, inputs, settings.limit, settings.seed)?;
+    for (task_name, prepared) in prepared_tasks {
+        if cancel.is_cancelled() {
+            break;
+        }
         for file in prepared.files {
             if !datasets
                 .iter()
@@ -670,7 +1097,6 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         };
         let total = prepared.items.len();
         let mut done = 0;
-        let task_name = task.as_str();
         observer.task_started(task_name);
         let mut on_item = |record: &ItemRecord| {
             done += 1;
@@ -683,47 +1109,8 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
                 .as_ref()
                 .ok_or_else(|| missing(task_name, "the chat model"))
         };
-        let mut result = match prepared.items {
-            TaskItems::Gsm8k(items) => {
-                let (model, record) = llm()?;
-                add_model(record.clone());
-                run_gsm8k(model, &context(&record.name), &items, &mut on_item).await?
-            }
-            TaskItems::CodeSummary(items) => {
-                let (model, record) = llm()?;
-                add_model(record.clone());
-                run_code_summary(model, &context(&record.name), &items, &mut on_item).await?
-            }
-            TaskItems::HumanEval(problems) => {
-                let (model, record) = llm()?;
-                let executor = executor.ok_or_else(|| {
-                    Error::Execution(
-                        "the humaneval task runs model-written Python to score it; allow this with \
-                         --execute-untrusted-code (the CLI then runs python3 in a temporary folder \
-                         with time and memory limits), or leave humaneval out of --tasks"
-                            .into(),
-                    )
-                })?;
-                add_model(record.clone());
-                run_humaneval(
-                    model,
-                    &context(&record.name),
-                    executor,
-                    &problems,
-                    &mut on_item,
-                )
-                .await?
-            }
-            TaskItems::Story(items) => {
-                let (model, record) = llm()?;
-                let (encoder, encoder_record) = loaded
-                    .encoder
-                    .as_ref()
-                    .ok_or_else(|| missing(task_name, "the encoder"))?;
-                add_model(record.clone());
-                add_model(encoder_record.clone());
-                run_story(model, encoder, &context(&record.name), &items, &mut on_item).await?
-            }
+        let encoder = loaded.encoder.as_ref().map(|(encoder, _)| encoder);
+        let mut result = match &prepared.items {
             TaskItems::Sentiment(items) => {
                 let (encoder, record) = loaded
                     .encoder
@@ -740,7 +1127,7 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
                     name: name.clone(),
                     files,
                 });
-                run_sentiment(encoder, head, &context(&name), &items, &mut on_item).await?
+                run_sentiment(encoder, head, &context(&name), items, &cancel, &mut on_item).await?
             }
             TaskItems::Embed(items) => {
                 let (encoder, record) = loaded
@@ -753,17 +1140,91 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
                     let value = serde_json::to_value(item).unwrap_or_default();
                     observer.item(task_name, done, total, &value);
                 };
-                let mut run =
-                    run_embeddings(encoder, &context(&record.name), &items, &mut on_embedding)
-                        .await?;
+                let mut run = run_embeddings(
+                    encoder,
+                    &context(&record.name),
+                    items,
+                    &cancel,
+                    &mut on_embedding,
+                )
+                .await?;
                 observer.task_finished(task_name, &mut run.energy);
                 embeddings = Some(run);
                 continue;
+            }
+            items => {
+                let (model, record) = llm()?;
+                add_model(record.clone());
+                if matches!(items, TaskItems::Story(_)) {
+                    let (_, encoder_record) = loaded
+                        .encoder
+                        .as_ref()
+                        .ok_or_else(|| missing(task_name, "the encoder"))?;
+                    add_model(encoder_record.clone());
+                }
+                let small = SmallModel {
+                    model,
+                    options: greedy(&settings),
+                    cancel: &cancel,
+                };
+                let scored = answer_task(
+                    items,
+                    &small,
+                    encoder,
+                    Some(model),
+                    executor,
+                    settings.seed,
+                    &mut on_item,
+                )
+                .await?
+                .ok_or_else(|| missing(task_name, "the encoder"))?;
+                scored.into_device_result(&context(&record.name))
             }
         };
         observer.task_finished(task_name, &mut result.energy);
         result.user_data = prepared.user_file;
         results.push(result);
+
+        let (Some(baseline), Some(responder)) = (&hosted, &hosted_model) else {
+            continue;
+        };
+        if hosted_stopped.is_some() || cancel.is_cancelled() {
+            continue;
+        }
+        let mut done = 0;
+        let mut on_hosted = |record: &ItemRecord| {
+            done += 1;
+            let value = serde_json::to_value(record).unwrap_or_default();
+            observer.hosted_item(task_name, done, total, Some(&value), None);
+        };
+        let Some(scored) = answer_task(
+            &prepared.items,
+            responder,
+            encoder,
+            None,
+            executor,
+            settings.seed,
+            &mut on_hosted,
+        )
+        .await?
+        else {
+            continue;
+        };
+        for failure in &scored.failures {
+            observer.hosted_item(task_name, 0, total, None, Some(failure));
+        }
+        if let Some(last) = scored.failures.last() {
+            let answered = scored.records.len() + scored.failures.len();
+            if last.kind.stops_run()
+                || (answered < scored.planned && last.kind != FailureKind::Cancelled)
+            {
+                hosted_stopped = Some(last.message.clone());
+            }
+        }
+        let mut hosted_result =
+            scored.into_hosted_result(baseline.client.settings().model.clone(), baseline.plan);
+        hosted_result.user_data = prepared.user_file;
+        hosted_results.push(hosted_result);
     }
     let training: Vec<(String, crate::energy::Band)> = loaded
         .head_training
@@ -771,6 +1232,19 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         .filter(|(name, _)| models.iter().any(|m| m.name.contains(name.as_str())))
         .cloned()
         .collect();
+    let hosted_run = hosted.map(|baseline| {
+        let settings = baseline.client.settings();
+        crate::report::HostedRun {
+            base_url: baseline.client.endpoint().base.clone(),
+            model: settings.model.clone(),
+            stream: settings.stream,
+            max_tokens: settings.max_tokens,
+            concurrency: settings.concurrency,
+            estimate: baseline.plan.clone(),
+            tasks: hosted_results,
+            stopped: hosted_stopped,
+        }
+    });
     assemble_report(RunParts {
         runtime,
         settings,
@@ -781,6 +1255,8 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor>(
         profile,
         grid,
         training,
+        hosted: hosted_run,
+        cancelled: cancel.is_cancelled(),
     })
 }
 
@@ -796,6 +1272,49 @@ pub struct RunParts {
     pub grid: GridChoice,
     /// The recorded training energy of the heads the run used.
     pub training: Vec<(String, crate::energy::Band)>,
+    pub hosted: Option<crate::report::HostedRun>,
+    pub cancelled: bool,
+}
+
+/// The note a report carries when no hosted model was configured.
+pub const NO_HOSTED_NOTE: &str = "no hosted model was configured, so there is no live baseline: the published per-prompt figures below stand in for one, and they were not measured on these prompts";
+
+/// Sets each task that both models answered side by side, per query. The small model's
+/// energy includes its one-off costs spread over the amortised queries.
+fn compare(
+    small: &[TaskResult],
+    hosted: Option<&crate::report::HostedRun>,
+    one_off_wh_per_query: f64,
+    g_per_wh: f64,
+) -> Vec<crate::report::TaskComparison> {
+    let Some(hosted) = hosted else {
+        return Vec::new();
+    };
+    let ratio = |hosted: f64, small: f64| (small > 0.0).then(|| hosted / small);
+    small
+        .iter()
+        .filter_map(|task| {
+            let other = hosted.tasks.iter().find(|h| h.task == task.task)?;
+            if other.items.is_empty() || task.items.is_empty() {
+                return None;
+            }
+            let small_wh = task.energy.attributional_wh_per_item.estimate + one_off_wh_per_query;
+            let small_g = small_wh * g_per_wh;
+            Some(crate::report::TaskComparison {
+                task: task.task.clone(),
+                metric: task.metric.clone(),
+                small_score: task.score,
+                hosted_score: other.score,
+                difference: task.score - other.score,
+                small_wh_per_item: small_wh,
+                hosted_wh_per_item: other.energy.wh_per_item,
+                energy_ratio: ratio(other.energy.wh_per_item.estimate, small_wh),
+                small_g_co2e_per_item: small_g,
+                hosted_g_co2e_per_item: other.energy.g_co2e_per_item,
+                carbon_ratio: ratio(other.energy.g_co2e_per_item.estimate, small_g),
+            })
+        })
+        .collect()
 }
 
 pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
@@ -826,6 +1345,12 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
         &parts.grid.grid,
         parts.settings.amortised_queries,
     )?;
+    let comparisons = compare(
+        &parts.tasks,
+        parts.hosted.as_ref(),
+        one_off.wh_per_query.estimate,
+        parts.grid.grid.g_co2e_per_kwh / 1000.0,
+    );
     Ok(crate::report::Report {
         schema: crate::report::SCHEMA,
         seedling_version: env!("CARGO_PKG_VERSION"),
@@ -860,6 +1385,10 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
             crate::energy::published_figures()?,
             small_wh.map(|wh| wh + one_off.wh_per_query.estimate),
         ),
+        comparisons,
+        hosted_note: parts.hosted.is_none().then(|| NO_HOSTED_NOTE.to_string()),
+        hosted: parts.hosted,
+        cancelled: parts.cancelled,
         one_off,
     })
 }

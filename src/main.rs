@@ -133,7 +133,123 @@ mod cli {
             /// emissions.csv is written beside it.
             #[arg(long, default_value = "reports/report.json")]
             out: PathBuf,
+            #[command(flatten)]
+            hosted: Box<HostedArgs>,
         },
+    }
+
+    /// The hosted LLM that answers the same items (an OpenAI-compatible API).
+    #[derive(clap::Args)]
+    struct HostedArgs {
+        /// Base URL of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or
+        /// http://127.0.0.1:8080 (/v1 is added to a bare origin). Without it, the
+        /// report shows published per-prompt figures instead of a live baseline.
+        #[arg(long = "hosted-url", value_name = "URL")]
+        url: Option<String>,
+        /// Model name as the server knows it, e.g. gpt-4o-mini.
+        #[arg(long = "hosted-model", value_name = "NAME", requires = "url")]
+        model: Option<String>,
+        /// Environment variable holding the API key (never given on the command line,
+        /// where other users could read it).
+        #[arg(
+            long = "hosted-key-env",
+            value_name = "VAR",
+            default_value = "SEEDLING_API_KEY"
+        )]
+        key_env: String,
+        /// EcoLogits provider for the energy estimate: openai, mistralai, anthropic,
+        /// google_genai, cohere or huggingface_hub. Guessed from the URL by default.
+        #[arg(long = "hosted-provider")]
+        provider: Option<String>,
+        /// Electricity mix zone of the datacenter (ISO alpha-3 such as USA, FRA, or WOR);
+        /// the provider's default location when absent.
+        #[arg(long = "hosted-zone")]
+        zone: Option<String>,
+        /// Size of a model EcoLogits does not list: billions of parameters (8),
+        /// total:active for a mixture of experts (47:13), or a listed model of the same
+        /// class (openai/gpt-4o-mini).
+        #[arg(long = "hosted-size")]
+        size: Option<String>,
+        /// Maximum tokens per hosted reply (the small model's --max-new-tokens by default).
+        #[arg(long = "hosted-max-tokens")]
+        max_tokens: Option<usize>,
+        /// Ask for whole replies instead of streamed ones (no time to first token).
+        #[arg(long = "hosted-no-stream")]
+        no_stream: bool,
+        /// Seconds one attempt may take, from sending to the last byte.
+        #[arg(long = "hosted-timeout", default_value_t = 60.0)]
+        timeout: f64,
+        /// Retries after a 429 or 5xx, with exponential backoff and jitter.
+        #[arg(long = "hosted-retries", default_value_t = 4)]
+        retries: u32,
+        /// Hosted requests in flight at once.
+        #[arg(long = "hosted-concurrency", default_value_t = 2)]
+        concurrency: usize,
+    }
+
+    impl HostedArgs {
+        /// Builds the hosted settings, or `None` when no URL was given.
+        fn settings(
+            &self,
+            max_new_tokens: usize,
+        ) -> anyhow::Result<Option<seedling::hosted::HostedSettings>> {
+            use seedling::hosted::{ApiKey, HostedSettings, SizeHint};
+            let Some(url) = &self.url else {
+                return Ok(None);
+            };
+            let Some(model) = &self.model else {
+                bail!("--hosted-url needs --hosted-model: the model name the server knows, e.g. gpt-4o-mini");
+            };
+            if !(self.timeout.is_finite() && self.timeout > 0.0) {
+                bail!(
+                    "invalid --hosted-timeout {}: give seconds greater than 0, e.g. 60",
+                    self.timeout
+                );
+            }
+            let api_key = std::env::var(&self.key_env)
+                .map(ApiKey::new)
+                .unwrap_or_default();
+            Ok(Some(HostedSettings {
+                base_url: url.clone(),
+                model: model.clone(),
+                api_key,
+                provider: self.provider.clone(),
+                zone: self.zone.clone(),
+                size: self.size.as_deref().map(SizeHint::parse).transpose()?,
+                max_tokens: self.max_tokens.unwrap_or(max_new_tokens),
+                temperature: 0.0,
+                stream: !self.no_stream,
+                timeout_ms: (self.timeout * 1000.0).round() as u64,
+                max_retries: self.retries,
+                concurrency: self.concurrency,
+            }))
+        }
+    }
+
+    /// Cancels the run at the first Ctrl-C, so the report keeps what finished; a second
+    /// Ctrl-C ends the process at once.
+    static CANCEL: std::sync::OnceLock<seedling::hosted::CancelFlag> = std::sync::OnceLock::new();
+
+    extern "C" fn on_interrupt(_: libc::c_int) {
+        if let Some(flag) = CANCEL.get() {
+            flag.cancel();
+        }
+        // SAFETY: signal() is async-signal-safe; restoring the default lets a second Ctrl-C end the process.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+        }
+    }
+
+    fn cancel_on_interrupt() -> seedling::hosted::CancelFlag {
+        let flag = CANCEL.get_or_init(Default::default).clone();
+        // SAFETY: the handler only stores to an atomic and calls signal().
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+        flag
     }
 
     pub fn main() -> ExitCode {
@@ -289,6 +405,7 @@ mod cli {
                 profile,
                 grid,
                 out,
+                hosted,
             } => {
                 let args = EvalArgs {
                     tasks,
@@ -301,6 +418,7 @@ mod cli {
                     profile: profile.as_deref(),
                     grid: grid.as_deref(),
                     out,
+                    hosted: hosted.settings(*max_new_tokens)?,
                 };
                 run_eval(&root(&cli.root)?, args)?;
             }
@@ -324,7 +442,7 @@ mod cli {
     impl eval::RunObserver for CliObserver {
         fn item(&mut self, task: &str, done: usize, total: usize, record: &serde_json::Value) {
             let field = |name: &str| record.get(name).and_then(|v| v.as_str()).unwrap_or("");
-            let outcome = match task {
+            let outcome = match task.trim_start_matches("hosted ") {
                 "embed" => String::new(),
                 "humaneval" => format!(" {}", field("detail")),
                 _ => format!(
@@ -345,6 +463,21 @@ mod cli {
                 "{task} {done}/{total} {}{outcome} ({seconds:.1} s)",
                 field("id")
             );
+        }
+
+        fn hosted_item(
+            &mut self,
+            task: &str,
+            done: usize,
+            total: usize,
+            record: Option<&serde_json::Value>,
+            failure: Option<&seedling::report::ItemFailure>,
+        ) {
+            if let Some(failure) = failure {
+                eprintln!("hosted {task} {} failed: {}", failure.id, failure.message);
+            } else if let Some(record) = record {
+                self.item(&format!("hosted {task}"), done, total, record);
+            }
         }
 
         fn task_started(&mut self, _task: &str) {
@@ -381,6 +514,7 @@ mod cli {
         profile: Option<&'a str>,
         grid: Option<&'a str>,
         out: &'a std::path::Path,
+        hosted: Option<seedling::hosted::HostedSettings>,
     }
 
     fn run_eval(root: &std::path::Path, args: EvalArgs<'_>) -> anyhow::Result<()> {
@@ -436,6 +570,27 @@ mod cli {
             );
         }
 
+        // Check the hosted settings and the estimate's inputs before any model work.
+        let cancel = cancel_on_interrupt();
+        let hosted = match &args.hosted {
+            Some(settings) => {
+                let client = seedling::hosted::HostedClient::new(
+                    seedling::hosted::native::NativeTransport,
+                    settings.clone(),
+                    cancel.clone(),
+                )?;
+                let plan = seedling::hosted::EstimatePlan::new(settings, client.endpoint())?;
+                if plan.provider_guessed {
+                    eprintln!(
+                        "note: the hosted estimate uses EcoLogits' {} datacenter figures ({}); set --hosted-provider to choose",
+                        plan.provider, plan.zone
+                    );
+                }
+                Some((client, plan))
+            }
+            None => None,
+        };
+
         let defaults = Defaults::open(root)?;
         let mut data: std::collections::BTreeMap<String, Vec<DataInput>> = Default::default();
         for spec in args.data {
@@ -484,7 +639,9 @@ mod cli {
                 },
             ));
         }
-        if needs(|n| n.1) {
+        // The chat model's tokenizer also counts a hosted reply's tokens when the server
+        // reports no usage.
+        if needs(|n| n.1) || hosted.is_some() {
             let (llm, record) = defaults.llm()?;
             loaded.llm = Some((
                 llm,
@@ -555,13 +712,21 @@ mod cli {
             profile,
             grid,
             runtime,
+            cancel: cancel.clone(),
         };
+        let baseline = hosted
+            .as_ref()
+            .map(|(client, plan)| eval::HostedBaseline { client, plan });
         let mut report = pollster::block_on(eval::run_tasks(
             &loaded,
             args.execute_untrusted_code.then_some(&executor),
+            baseline,
             request,
             &mut observer,
         ))?;
+        if report.cancelled {
+            eprintln!("cancelled: the report keeps the items that finished");
+        }
         report.runtime.threads_used = observer.busy.iter().copied().fold(0.0, f64::max);
         report.measurement = seedling::report::PowerMeasurement {
             method: "rapl".into(),

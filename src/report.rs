@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::energy::{DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
+use crate::energy::{Band, DeviceEnergy, GridIntensity, PowerProfile, PublishedFigure};
 
 pub const SCHEMA: &str = "seedling-report/1";
 
@@ -56,10 +56,101 @@ pub struct ItemRecord {
     /// Secondary per-item metrics by name, e.g. `sentence_cosine`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The request's details when a hosted model answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted: Option<HostedItem>,
 }
 
+/// One hosted request: how it went and its EcoLogits estimate.
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskResult {
+pub struct HostedItem {
+    /// Time to the first streamed text, in ms; `None` for a reply that was not streamed.
+    pub ttft_ms: Option<f64>,
+    /// Where the token counts come from: `server` (its `usage`), `counted` (the small
+    /// model's tokenizer) or `estimated` (characters / 4).
+    pub usage: String,
+    pub attempts: u32,
+    /// Request energy with the datacenter overhead, in Wh.
+    pub energy_wh: Band,
+    /// Usage-phase emissions: energy × the datacenter zone's electricity factor, in gCO2e.
+    pub usage_g_co2e: Band,
+    /// The request's share of the servers' and GPUs' manufacturing, in gCO2e.
+    pub embodied_g_co2e: Band,
+}
+
+/// An item left unscored because its hosted request failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemFailure {
+    pub id: String,
+    pub kind: crate::hosted::FailureKind,
+    pub message: String,
+    pub attempts: u32,
+}
+
+/// The summed EcoLogits estimates of a hosted task's requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostedEnergy {
+    pub seconds: f64,
+    pub items: usize,
+    pub energy_wh: Band,
+    pub wh_per_item: Band,
+    pub wh_per_1000: Band,
+    /// Usage-phase emissions, comparable with the device's (which leave out manufacturing).
+    pub g_co2e: Band,
+    pub g_co2e_per_item: Band,
+    pub g_co2e_per_1000: Band,
+    pub embodied_g_co2e_per_item: Band,
+    pub provider: String,
+    pub zone: String,
+    pub method: String,
+}
+
+impl HostedEnergy {
+    /// Sums the estimates carried by `records`.
+    pub fn of(records: &[ItemRecord], seconds: f64, plan: &crate::hosted::EstimatePlan) -> Self {
+        let zero = Band {
+            estimate: 0.0,
+            low: 0.0,
+            high: 0.0,
+        };
+        let add = |a: Band, b: Band| Band {
+            estimate: a.estimate + b.estimate,
+            low: a.low + b.low,
+            high: a.high + b.high,
+        };
+        let scale = |band: Band, factor: f64| Band {
+            estimate: band.estimate * factor,
+            low: band.low * factor,
+            high: band.high * factor,
+        };
+        let (mut wh, mut g, mut embodied) = (zero, zero, zero);
+        for item in records.iter().filter_map(|r| r.hosted.as_ref()) {
+            wh = add(wh, item.energy_wh);
+            g = add(g, item.usage_g_co2e);
+            embodied = add(embodied, item.embodied_g_co2e);
+        }
+        let per_item = 1.0 / records.len().max(1) as f64;
+        HostedEnergy {
+            seconds,
+            items: records.len(),
+            energy_wh: wh,
+            wh_per_item: scale(wh, per_item),
+            wh_per_1000: scale(wh, per_item * 1000.0),
+            g_co2e: g,
+            g_co2e_per_item: scale(g, per_item),
+            g_co2e_per_1000: scale(g, per_item * 1000.0),
+            embodied_g_co2e_per_item: scale(embodied, per_item),
+            provider: plan.provider.clone(),
+            zone: plan.zone.clone(),
+            method: crate::energy::ecologits::METHOD.to_string(),
+        }
+    }
+}
+
+/// One task's scores and energy: the small model's with [`DeviceEnergy`], the hosted
+/// model's with [`HostedEnergy`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskResult<E = DeviceEnergy> {
     pub task: String,
     pub model: String,
     pub prompt_version: String,
@@ -72,9 +163,48 @@ pub struct TaskResult {
     pub extra_metrics: std::collections::BTreeMap<String, f64>,
     pub items: Vec<ItemRecord>,
     pub seconds: f64,
-    pub energy: DeviceEnergy,
+    pub energy: E,
+    /// Items the task set out to answer; fewer are scored when some failed or the run stopped.
+    pub planned_items: usize,
+    /// Items left unscored because their hosted request failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ItemFailure>,
     /// The items came from the user's own file rather than the default data set.
     pub user_data: bool,
+}
+
+/// The hosted model's answers to the same items, with the same prompts and scorers.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostedRun {
+    /// The API's base URL (never the key).
+    pub base_url: String,
+    pub model: String,
+    pub stream: bool,
+    pub max_tokens: usize,
+    pub concurrency: usize,
+    pub estimate: crate::hosted::EstimatePlan,
+    pub tasks: Vec<TaskResult<HostedEnergy>>,
+    /// Why the hosted run stopped before its last item, if it did.
+    pub stopped: Option<String>,
+}
+
+/// The small and the hosted model on one task, per query.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskComparison {
+    pub task: String,
+    pub metric: String,
+    pub small_score: f64,
+    pub hosted_score: f64,
+    /// Small minus hosted, in the metric's units.
+    pub difference: f64,
+    /// The small model's Wh per item with its one-off costs spread in.
+    pub small_wh_per_item: f64,
+    pub hosted_wh_per_item: Band,
+    /// Hosted Wh per item over the small model's (central estimates).
+    pub energy_ratio: Option<f64>,
+    pub small_g_co2e_per_item: f64,
+    pub hosted_g_co2e_per_item: Band,
+    pub carbon_ratio: Option<f64>,
 }
 
 /// One embedded sentence (not scored: shows what the encoder does and how fast).
@@ -157,6 +287,14 @@ pub struct Report {
     /// Downloads and training, kept apart from the per-query figures.
     pub one_off: crate::energy::one_off::OneOffCosts,
     pub hosted_reference: Vec<Contrast>,
+    /// The live hosted baseline, when one was configured.
+    pub hosted: Option<HostedRun>,
+    /// Each task that both models answered, side by side.
+    pub comparisons: Vec<TaskComparison>,
+    /// Set when no hosted model was configured: the published figures stand in for it.
+    pub hosted_note: Option<String>,
+    /// The run was cancelled; the results finished before it are all here.
+    pub cancelled: bool,
 }
 
 /// CodeCarbon's `emissions.csv` columns, in its order.
@@ -301,6 +439,27 @@ impl Report {
                 task.energy.g_co2e_per_item.estimate,
             ));
         }
+        if let Some(hosted) = &self.hosted {
+            for task in &hosted.tasks {
+                let items = task.items.len().max(1);
+                let wh = task.energy.wh_per_item;
+                lines.push(format!(
+                    "{:<12} {:<34} {:>5} {:>8.3} {:>8.2} {:>28} {:>12.6}{}",
+                    task.task,
+                    format!("hosted {}", task.model),
+                    task.items.len(),
+                    task.score,
+                    task.seconds / items as f64,
+                    format!("{:.5} ({:.5}-{:.5})", wh.estimate, wh.low, wh.high),
+                    task.energy.g_co2e_per_item.estimate,
+                    if task.failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {} failed", task.failures.len())
+                    }
+                ));
+            }
+        }
         if let Some(run) = &self.embeddings {
             let items = run.items.len().max(1);
             lines.push(format!(
@@ -313,6 +472,46 @@ impl Report {
                 format!("{:.7}", run.energy.attributional_wh_per_item.estimate),
                 run.energy.g_co2e_per_item.estimate,
             ));
+        }
+        for comparison in &self.comparisons {
+            let times = |ratio: Option<f64>| {
+                ratio.map_or("n/a".to_string(), |r| {
+                    if r < 10.0 {
+                        format!("{r:.2}x")
+                    } else {
+                        format!("{r:.0}x")
+                    }
+                })
+            };
+            lines.push(format!(
+                "{}: small {:.3} vs hosted {:.3} {} (difference {:+.3}); hosted uses {} the energy and {} the carbon per query",
+                comparison.task,
+                comparison.small_score,
+                comparison.hosted_score,
+                comparison.metric,
+                comparison.difference,
+                times(comparison.energy_ratio),
+                times(comparison.carbon_ratio),
+            ));
+        }
+        if let Some(hosted) = &self.hosted {
+            lines.push(format!(
+                "hosted estimate: {} ({}), datacenter zone {}, size from {}",
+                hosted.estimate.provider,
+                if hosted.estimate.provider_guessed {
+                    "guessed"
+                } else {
+                    "given"
+                },
+                hosted.estimate.zone,
+                hosted.estimate.size_from
+            ));
+            if let Some(reason) = &hosted.stopped {
+                lines.push(format!("hosted run stopped early: {reason}"));
+            }
+        }
+        if let Some(note) = &self.hosted_note {
+            lines.push(format!("note: {note}"));
         }
         let one_off = &self.one_off;
         lines.push(format!(
