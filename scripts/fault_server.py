@@ -2,22 +2,22 @@
 """An OpenAI-compatible test server on 127.0.0.1 that injects faults on request.
 
 Each request path picks a scenario and a tag: POST /<scenario>/<tag>/v1/chat/completions.
-The tag keeps the state of one test apart from another's (e.g. "429 once, then answer").
+The tag keeps the state of one test apart from another's (e.g. "429 once, then reply").
 GET /<scenario>/<tag>/log returns the requests that tag received, headers included, so a
 test can check what the client sent. The first line printed is the server's URL.
 
 Scenarios:
-  ok                    answers every request (streamed or not), with usage
-  no-usage              answers without a usage object
-  rate-limit-once       429 with Retry-After: 1 on the first request, then answers
+  ok                    replies to every request (streamed or not), with usage
+  no-usage              replies without a usage object
+  rate-limit-once       429 with Retry-After: 1 on the first request, then replies
   always-429            429 with Retry-After: 0 on every request
-  long-retry-after      429 asking to wait an hour
+  long-retry-after      429 with Retry-After: 3600 (one hour)
   server-error          500 on every request
-  server-error-once     503 on the first request, then answers
+  server-error-once     503 on the first request, then replies
   malformed             200 with a body that is not JSON
-  slow                  waits 3 s before answering
+  slow                  waits 3 s before replying
   cut-stream            streams two pieces of text, then closes without [DONE]
-  no-cors               answers, but sends no CORS headers and refuses preflight
+  no-cors               replies, but sends no CORS headers and rejects preflight (405)
   unauthorized          401 with an OpenAI error body
   forbidden             403
   unknown-model         404 with an OpenAI error body
@@ -140,9 +140,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             if scenario == "slow":
                 time.sleep(3)
-            self.answer(scenario, request)
+            self.send_completion(scenario, request)
 
-    def answer(self, scenario, request):
+    def send_completion(self, scenario, request):
         model = request.get("model", "fault-model")
         usage = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
         if not request.get("stream"):
@@ -181,12 +181,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             event(chunk(piece))
             time.sleep(0.02)
         event(chunk(None, "stop"))
-        wants_usage = (request.get("stream_options") or {}).get("include_usage")
-        if wants_usage and scenario != "no-usage":
+        include_usage = (request.get("stream_options") or {}).get("include_usage")
+        if include_usage and scenario != "no-usage":
             event({"id": "chatcmpl-fault", "object": "chat.completion.chunk", "model": model,
                    "choices": [], "usage": usage})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that timed out or was cancelled closes its connection mid-reply; that is expected here.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def main():
@@ -200,7 +208,7 @@ def main():
             sys.stdin.buffer.read()
             os._exit(0)
         threading.Thread(target=wait_for_eof, daemon=True).start()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"http://127.0.0.1:{server.server_address[1]}/", flush=True)
     try:

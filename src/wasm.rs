@@ -67,6 +67,9 @@ struct RunRequest {
     #[serde(default)]
     grid: eval::GridRequest,
     user_agent: Option<String>,
+    /// The hosted model to compare against, if the user configured one.
+    #[serde(default)]
+    hosted: Option<crate::hosted::HostedSettings>,
 }
 
 /// The page's code-execution sandbox (a Pyodide worker), called as
@@ -150,6 +153,13 @@ enum Progress<'a> {
         total: usize,
         record: serde_json::Value,
     },
+    HostedItem {
+        task: &'a str,
+        done: usize,
+        total: usize,
+        record: Option<serde_json::Value>,
+        failure: Option<crate::report::ItemFailure>,
+    },
 }
 
 /// The models loaded in this worker and the operations the page runs on them.
@@ -157,6 +167,8 @@ enum Progress<'a> {
 pub struct Engine {
     loaded: Rc<RefCell<Loaded>>,
     data: Rc<RefCell<BTreeMap<String, Vec<DataInput>>>>,
+    /// The flag of the run in progress, set by `cancel`.
+    cancel: RefCell<crate::hosted::CancelFlag>,
 }
 
 impl Default for Engine {
@@ -172,6 +184,7 @@ impl Engine {
         Engine {
             loaded: Rc::new(RefCell::new(Loaded::default())),
             data: Rc::new(RefCell::new(BTreeMap::new())),
+            cancel: RefCell::new(Default::default()),
         }
     }
 
@@ -417,6 +430,23 @@ impl Engine {
         let request: RunRequest = serde_wasm_bindgen::from_value(request)?;
         let loaded = self.loaded.clone();
         let data = self.data.clone();
+        let cancel = crate::hosted::CancelFlag::default();
+        *self.cancel.borrow_mut() = cancel.clone();
+        // Check the hosted settings and the estimate's inputs before any model work.
+        let hosted = match &request.hosted {
+            Some(settings) => {
+                let client = crate::hosted::HostedClient::new(
+                    crate::hosted::fetch::FetchTransport,
+                    settings.clone(),
+                    cancel.clone(),
+                )
+                .map_err(js_error)?;
+                let plan = crate::hosted::EstimatePlan::new(settings, client.endpoint())
+                    .map_err(js_error)?;
+                Some((client, plan))
+            }
+            None => None,
+        };
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let loaded = loaded.borrow();
             let data = data.borrow();
@@ -436,14 +466,24 @@ impl Engine {
                 profile,
                 grid,
                 runtime,
+                cancel,
             };
             let executor = execute_python.map(JsExecutor);
             let mut observer = PageObserver(on_progress);
-            let report = eval::run_tasks(&loaded, executor.as_ref(), run, &mut observer)
+            let baseline = hosted
+                .as_ref()
+                .map(|(client, plan)| eval::HostedBaseline { client, plan });
+            let report = eval::run_tasks(&loaded, executor.as_ref(), baseline, run, &mut observer)
                 .await
                 .map_err(js_error)?;
             Ok(to_js(&report)?)
         }))
+    }
+
+    /// Stops the run in progress at its next item or streamed chunk; `runEval` then
+    /// resolves to a report of what finished, marked `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.borrow().cancel();
     }
 }
 
@@ -457,6 +497,26 @@ impl eval::RunObserver for PageObserver {
             done,
             total,
             record: record.clone(),
+        };
+        if let Ok(value) = to_js(&event) {
+            let _ = self.0.call1(&JsValue::NULL, &value);
+        }
+    }
+
+    fn hosted_item(
+        &mut self,
+        task: &str,
+        done: usize,
+        total: usize,
+        record: Option<&serde_json::Value>,
+        failure: Option<&crate::report::ItemFailure>,
+    ) {
+        let event = Progress::HostedItem {
+            task,
+            done,
+            total,
+            record: record.cloned(),
+            failure: failure.cloned(),
         };
         if let Ok(value) = to_js(&event) {
             let _ = self.0.call1(&JsValue::NULL, &value);

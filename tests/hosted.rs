@@ -1,7 +1,7 @@
 //! The hosted-LLM client against two local servers: the project's fault-injecting
 //! server (`scripts/fault_server.py`, started here on 127.0.0.1) for every error path,
-//! and llama.cpp's OpenAI-compatible server, which `./build.sh test` starts and names
-//! in `SEEDLING_LLAMA_SERVER_URL`.
+//! and the OpenAI-compatible server of llama-cpp-python (llama.cpp's Python bindings),
+//! which `./build.sh test` starts and names in `SEEDLING_LLAMA_SERVER_URL`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -36,14 +36,14 @@ fn fault_server() -> &'static str {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
-                .expect("python3 starts the fault server");
+                .expect("failed to start the fault server with python3");
             let mut line = String::new();
             BufReader::new(child.stdout.take().unwrap())
                 .read_line(&mut line)
                 .unwrap();
             assert!(
                 line.starts_with("http://127.0.0.1:"),
-                "fault server said {line:?}"
+                "unexpected first line from the fault server: {line:?}"
             );
             FaultServer {
                 url: line.trim().trim_end_matches('/').to_string(),
@@ -89,7 +89,7 @@ fn request_log(scenario: &str, tag: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn plain_completion_is_parsed_and_request_is_well_formed() {
+fn plain_completion_request_and_reply() {
     let reply = ask(settings("ok", "plain", false)).unwrap();
     assert_eq!(reply.completion.text, "The answer is 42.");
     assert_eq!(reply.completion.usage.map(|u| u.completion_tokens), Some(6));
@@ -111,7 +111,7 @@ fn plain_completion_is_parsed_and_request_is_well_formed() {
 }
 
 #[test]
-fn streamed_completion_gives_text_usage_and_time_to_first_token() {
+fn streamed_completion_text_usage_ttft() {
     let reply = ask(settings("ok", "stream", true)).unwrap();
     assert_eq!(reply.completion.text, "The answer is 42.");
     assert_eq!(reply.completion.usage.map(|u| u.prompt_tokens), Some(11));
@@ -139,7 +139,7 @@ fn no_key_sends_no_authorization_header() {
 }
 
 #[test]
-fn rate_limit_is_retried_after_the_servers_wait() {
+fn rate_limit_honours_retry_after() {
     let start = Instant::now();
     let reply = ask(settings("rate-limit-once", "a", false)).unwrap();
     assert_eq!(reply.attempts, 2);
@@ -151,7 +151,7 @@ fn rate_limit_is_retried_after_the_servers_wait() {
 }
 
 #[test]
-fn persistent_rate_limit_fails_after_the_retries() {
+fn persistent_rate_limit_fails_after_retries() {
     let failure = ask(settings("always-429", "a", false)).unwrap_err();
     assert_eq!(failure.kind, FailureKind::RateLimited);
     assert_eq!(failure.attempts, 3);
@@ -164,7 +164,7 @@ fn persistent_rate_limit_fails_after_the_retries() {
 }
 
 #[test]
-fn retry_after_beyond_the_limit_is_not_waited_for() {
+fn retry_after_over_limit_fails_fast() {
     let start = Instant::now();
     let failure = ask(settings("long-retry-after", "a", false)).unwrap_err();
     assert_eq!(failure.kind, FailureKind::RateLimited);
@@ -204,7 +204,7 @@ fn malformed_json_is_named() {
 }
 
 #[test]
-fn slow_reply_times_out_with_the_limit_named() {
+fn slow_reply_times_out() {
     let mut slow = settings("slow", "a", false);
     slow.timeout_ms = 500;
     let start = Instant::now();
@@ -229,7 +229,7 @@ fn stream_cut_short_is_reported() {
 }
 
 #[test]
-fn refusals_are_explained_by_status_without_the_key() {
+fn error_statuses_explained_without_key() {
     for (scenario, kind, words) in [
         ("unauthorized", FailureKind::Unauthorized, "API key"),
         ("forbidden", FailureKind::Forbidden, "fault-model"),
@@ -252,7 +252,7 @@ fn refusals_are_explained_by_status_without_the_key() {
 }
 
 #[test]
-fn refused_parameter_is_renamed_and_asked_again() {
+fn rejected_parameter_renamed_and_retried() {
     let reply = ask(settings("refuse-max-tokens", "a", false)).unwrap();
     assert_eq!(reply.attempts, 2);
     let log = request_log("refuse-max-tokens", "a");
@@ -288,7 +288,28 @@ fn cancelled_client_sends_nothing() {
 }
 
 #[test]
-fn key_over_plain_http_to_another_host_is_refused() {
+fn cancel_abandons_request_in_flight() {
+    let cancel = CancelFlag::default();
+    let client = HostedClient::new(
+        NativeTransport,
+        settings("slow", "cancel", false),
+        cancel.clone(),
+    )
+    .unwrap();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        cancel.cancel();
+    });
+    let start = Instant::now();
+    let failure = pollster::block_on(client.complete(0, "hi")).unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(failure.kind, FailureKind::Cancelled);
+    // The slow reply takes 3 s; the cancel lands within one poll interval after 0.3 s.
+    assert!(start.elapsed().as_millis() < 2000, "{:?}", start.elapsed());
+}
+
+#[test]
+fn key_over_remote_http_rejected() {
     let mut remote = settings("ok", "a", false);
     remote.base_url = "http://example.invalid/v1".into();
     let Err(error) = HostedClient::new(NativeTransport, remote, CancelFlag::default()) else {
@@ -298,7 +319,7 @@ fn key_over_plain_http_to_another_host_is_refused() {
 }
 
 #[test]
-fn requests_run_concurrently_up_to_the_limit() {
+fn requests_run_concurrently_to_limit() {
     use futures_util::StreamExt;
     use seedling::eval::{HostedModel, Responder};
     use seedling::hosted::{Endpoint, EstimatePlan};
@@ -357,7 +378,7 @@ fn eval_report(args: &[&str]) -> (std::process::Output, Option<serde_json::Value
 }
 
 #[test]
-fn cli_compares_small_and_hosted_on_the_same_items() {
+fn cli_compares_models_on_same_items() {
     let url = format!("{}/ok/cli/v1/", fault_server());
     let (output, report) = eval_report(&[
         "--tasks",
@@ -376,11 +397,14 @@ fn cli_compares_small_and_hosted_on_the_same_items() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+
     let report = report.unwrap();
     let hosted = &report["hosted"];
     assert_eq!(hosted["base_url"], format!("{}/ok/cli/v1", fault_server()));
-    // The fault server is no provider EcoLogits knows: the fallback provider is named as a guess.
+    // EcoLogits lists no provider for the fault server's host, so the report marks the
+    // fallback provider as a guess.
     assert_eq!(hosted["estimate"]["provider_guessed"], true);
+
     let small_ids: Vec<_> = report["tasks"][0]["items"]
         .as_array()
         .unwrap()
@@ -398,16 +422,18 @@ fn cli_compares_small_and_hosted_on_the_same_items() {
             .unwrap()
             > 0.0
     );
+
     let comparison = &report["comparisons"][0];
     assert_eq!(comparison["task"], "gsm8k");
     assert!(comparison["energy_ratio"].as_f64().unwrap() > 0.0);
     assert!(report["hosted_note"].is_null());
+
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("hosted gpt-4o-mini"), "{stdout}");
 }
 
 #[test]
-fn cli_without_hosted_model_says_published_figures_stand_in() {
+fn cli_without_hosted_uses_published_figures() {
     let (output, report) = eval_report(&["--tasks", "gsm8k", "--limit", "1"]);
     assert!(
         output.status.success(),
@@ -424,7 +450,7 @@ fn cli_without_hosted_model_says_published_figures_stand_in() {
 }
 
 #[test]
-fn cli_keeps_small_model_results_when_the_api_refuses() {
+fn cli_keeps_results_on_api_rejection() {
     let url = format!("{}/unauthorized/cli/v1", fault_server());
     let (output, report) = eval_report(&[
         "--tasks",
@@ -443,6 +469,7 @@ fn cli_keeps_small_model_results_when_the_api_refuses() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+
     let report = report.unwrap();
     assert_eq!(
         report["tasks"].as_array().unwrap().len(),
@@ -450,10 +477,12 @@ fn cli_keeps_small_model_results_when_the_api_refuses() {
         "small-model results lost"
     );
     assert_eq!(report["tasks"][1]["items"].as_array().unwrap().len(), 2);
+
     let stopped = report["hosted"]["stopped"].as_str().unwrap();
     assert!(stopped.contains("API key"), "{stopped}");
-    // The run stops asking after the refusal: at most the two requests already in
-    // flight (the default concurrency), not one per item and task.
+
+    // The run stops sending requests after the 401: at most the two requests already in
+    // flight (the default concurrency) reach the server, not one per item and task.
     assert!(request_log("unauthorized", "cli").len() <= 2);
     assert_eq!(
         report["hosted"]["tasks"][0]["failures"][0]["kind"],
@@ -462,7 +491,7 @@ fn cli_keeps_small_model_results_when_the_api_refuses() {
 }
 
 #[test]
-fn cli_counts_tokens_when_the_server_gives_no_usage() {
+fn cli_counts_tokens_without_usage() {
     let url = format!("{}/no-usage/cli/v1", fault_server());
     let (output, report) = eval_report(&[
         "--tasks",
@@ -489,7 +518,7 @@ fn cli_counts_tokens_when_the_server_gives_no_usage() {
 }
 
 #[test]
-fn cli_unlisted_model_asks_for_its_size_before_any_work() {
+fn cli_unlisted_model_requires_size() {
     let url = format!("{}/ok/unlisted/v1", fault_server());
     let (output, _) = eval_report(&[
         "--tasks",
@@ -511,7 +540,7 @@ fn cli_unlisted_model_asks_for_its_size_before_any_work() {
 }
 
 #[test]
-fn cli_never_prints_or_stores_the_key() {
+fn cli_never_prints_or_stores_key() {
     let url = format!("{}/unauthorized/key/v1", fault_server());
     let out = tempfile::NamedTempFile::new().unwrap();
     let output = seedling()
@@ -562,8 +591,9 @@ fn cli_never_prints_or_stores_the_key() {
 
 // --- llama.cpp's OpenAI-compatible server ---------------------------------------------
 
-/// The llama.cpp server's URL, or `None` (with a note) when it is not running. Under
-/// `./build.sh test`, which sets `SEEDLING_REQUIRE_LLAMA_SERVER`, a missing server fails.
+/// Returns the llama.cpp server's URL, or `None` (with a note on stderr) when
+/// `SEEDLING_LLAMA_SERVER_URL` is not set. Under `./build.sh test`, which sets
+/// `SEEDLING_REQUIRE_LLAMA_SERVER`, a missing URL fails the test instead.
 fn llama_server() -> Option<String> {
     match std::env::var("SEEDLING_LLAMA_SERVER_URL") {
         Ok(url) => Some(url),
@@ -594,7 +624,7 @@ fn llama_settings(url: &str, stream: bool) -> HostedSettings {
 }
 
 #[test]
-fn llama_server_answers_plain_and_streamed_alike() {
+fn llama_server_plain_matches_streamed() {
     let Some(url) = llama_server() else { return };
     let prompt = "Name the capital of France in one word.";
     let plain_client = HostedClient::new(
@@ -626,7 +656,7 @@ fn llama_server_answers_plain_and_streamed_alike() {
 }
 
 #[test]
-fn llama_server_scores_a_task_end_to_end_from_the_cli() {
+fn llama_server_cli_scores_task() {
     let Some(url) = llama_server() else { return };
     let (output, report) = eval_report(&[
         "--tasks",

@@ -11,6 +11,8 @@ const state = {
   language: pickLanguage(params.get('lang')),
   report: null,
   items: emptyItems(),
+  hostedItems: [],
+  hostedFailures: [],
   userData: {},
   errors: [],
   warnings: [],
@@ -76,7 +78,8 @@ function onWorkerMessage(message) {
       setStatus(message.key);
       break;
     case 'progress':
-      onItem(message.event);
+      if (message.event.kind === 'hosted_item') onHostedItem(message.event);
+      else onItem(message.event);
       break;
     case 'token':
       break;
@@ -111,6 +114,7 @@ function applyLanguage() {
   setStatus(statusKey, statusValues);
   renderDownloads();
   renderTables();
+  renderHosted();
   renderEnergy();
   renderDataStatus();
   renderDetection();
@@ -283,6 +287,59 @@ function renderTables() {
   }));
 }
 
+// Formats a ratio as "3.2×" below 10 and "42×" above, so a ratio under 1 does not read as 0.
+function times(ratio) {
+  if (ratio === null || ratio === undefined) return '—';
+  return `${ratio < 10 ? fixed(ratio, 2) : fixed(ratio, 0)}×`;
+}
+
+function renderHosted() {
+  const body = $('hosted-table').tBodies[0];
+  body.replaceChildren(...state.hostedItems.map(({ task, record: item }) => {
+    const row = document.createElement('tr');
+    const hosted = item.hosted ?? {};
+    row.append(
+      cell(t(`task_${task}`)), cell(item.id), cell(item.output, 'output'), cell(item.prediction ?? '—'),
+      cell(fixed(item.score, 2)), cell(`${fixed(item.latency_ms / 1000)} s`),
+      cell(hosted.ttft_ms ? `${fixed(hosted.ttft_ms, 0)} ms` : '—'),
+      cell(`${item.tokens_out} (${t(`usage_${hosted.usage}`)})`),
+      cell(hosted.energy_wh ? number(hosted.energy_wh.estimate, 2) : '—'),
+    );
+    return row;
+  }));
+
+  $('hosted-failures').replaceChildren(...state.hostedFailures.map(({ task, failure }) => {
+    const li = document.createElement('li');
+    li.textContent = t('hostedFailure', { task: t(`task_${task}`), id: failure.id, message: failure.message });
+    return li;
+  }));
+
+  const report = state.report;
+  const comparisons = report?.comparisons ?? [];
+  $('comparison-table').tBodies[0].replaceChildren(...comparisons.map((c) => {
+    const row = document.createElement('tr');
+    row.append(
+      cell(t(`task_${c.task}`)), cell(fixed(c.small_score, 3)), cell(fixed(c.hosted_score, 3)),
+      cell(number(c.small_wh_per_item)), cell(number(c.hosted_wh_per_item.estimate)),
+      cell(times(c.energy_ratio)), cell(times(c.carbon_ratio)),
+    );
+    return row;
+  }));
+
+  const summary = [];
+  const configured = state.hostedSettings ?? report?.hosted;
+  if (!configured && !report?.hosted) {
+    summary.push(t('hostedNone'));
+  } else {
+    const model = report?.hosted?.model ?? state.hostedSettings?.model;
+    const url = report?.hosted?.base_url ?? state.hostedSettings?.baseUrl;
+    summary.push(t('hostedRunning', { model, url, done: state.hostedItems.length, failed: state.hostedFailures.length }));
+  }
+  if (report?.hosted?.stopped) summary.push(t('hostedStopped', { reason: report.hosted.stopped }));
+  if (report?.cancelled) summary.push(t('hostedCancelled'));
+  $('hosted-summary').textContent = summary.join(' ');
+}
+
 function renderEnergy() {
   const container = $('energy');
   container.replaceChildren();
@@ -326,13 +383,36 @@ function renderEnergy() {
   if (!report.measurement.available) paragraph(t('notMeasured'));
   // NOTE: the derivation comes from the data file, which is written in English only.
   paragraph(t('energyProfile', { profile: report.profile.id, derivation: report.profile.derivation }));
-  paragraph(t('hostedNote'));
+  if (report.hosted) {
+    const estimate = report.hosted.estimate;
+    const method = report.hosted.tasks[0]?.energy.method ?? 'EcoLogits';
+    paragraph(t('hostedEstimate', {
+      method, provider: estimate.provider, guessed: t(estimate.provider_guessed ? 'hostedGuessed' : 'hostedGiven'),
+      zone: estimate.zone, size: estimate.size_from,
+    }));
+    for (const c of report.comparisons) {
+      paragraph(t('hostedComparison', {
+        task: t(`task_${c.task}`), small: fixed(c.small_score, 3), hosted: fixed(c.hosted_score, 3),
+        energy: times(c.energy_ratio), carbon: times(c.carbon_ratio),
+      }));
+    }
+    paragraph(t('hostedPublishedBeside'));
+  } else {
+    paragraph(t('hostedNote'));
+  }
   for (const contrast of report.hosted_reference) {
     paragraph(t('hostedReference', {
       label: contrast.figure.label, provider: contrast.figure.provider, published: contrast.figure.published,
       wh: number(contrast.figure.wh_per_prompt), ratio: contrast.energy_ratio ? number(contrast.energy_ratio) : '—',
     }));
   }
+}
+
+function onHostedItem(event) {
+  if (event.failure) state.hostedFailures.push({ task: event.task, failure: event.failure });
+  if (event.record) state.hostedItems.push({ task: event.task, record: event.record });
+  setStatus('statusHosted', { task: t(`task_${event.task}`), done: event.done, total: event.total });
+  renderHosted();
 }
 
 let runStarted = 0;
@@ -351,20 +431,78 @@ function onItem(event) {
 
 const defaultTasks = () => TASKS.filter((task) => !NEEDS_USER_DATA.includes(task) || state.userData[task]);
 
-async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } = {}) {
+// Reads the hosted-LLM settings; `undefined` when no base URL is given.
+function readHosted(maxNewTokens) {
+  const baseUrl = $('hosted-url').value.trim();
+  if (!baseUrl) return undefined;
+  const model = $('hosted-model').value.trim();
+  if (!model) throw new Error(t('hostedModelMissing'));
+  const settings = {
+    baseUrl, model, apiKey: $('hosted-key').value.trim(),
+    stream: $('hosted-stream').checked,
+    maxTokens: Number($('hosted-max-tokens').value) || maxNewTokens,
+    concurrency: Math.max(1, Number($('hosted-concurrency').value) || 2),
+    timeoutMs: Math.round(Math.max(0.1, Number($('hosted-timeout').value) || 60) * 1000),
+  };
+  if ($('hosted-provider').value) settings.provider = $('hosted-provider').value;
+  if ($('hosted-zone').value.trim()) settings.zone = $('hosted-zone').value.trim().toUpperCase();
+  const size = $('hosted-size').value.trim();
+  if (size) settings.size = parseSize(size);
+  return settings;
+}
+
+// Reads "8", "47:13" or "provider/model" into the engine's size hint.
+function parseSize(text) {
+  if (text.includes('/')) {
+    const [provider, ...rest] = text.split('/');
+    return { kind: 'like', provider, model: rest.join('/') };
+  }
+  const [total, active] = text.split(':').map(Number);
+  if (!Number.isFinite(total) || (active !== undefined && !Number.isFinite(active))) {
+    throw new Error(t('hostedSizeInvalid', { value: text }));
+  }
+  return active === undefined ? { kind: 'parameters', total } : { kind: 'parameters', total, active };
+}
+
+// Keeps the API key in session storage only when the user ticks the box.
+const KEY_STORAGE = 'seedling.hostedKey';
+function rememberKey() {
+  try {
+    if ($('hosted-remember').checked && $('hosted-key').value) sessionStorage.setItem(KEY_STORAGE, $('hosted-key').value);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // Storage can be unavailable (private mode, sandboxed frames); the key then stays in memory.
+  }
+}
+
+let currentRun = null;
+
+function run(options = {}) {
+  currentRun = runOnce(options);
+  return currentRun;
+}
+
+async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026, hosted } = {}) {
   if (state.running) throw new Error('a run is already in progress');
   state.running = true;
   $('run').disabled = true;
   $('cancel').disabled = false;
   $('error').hidden = true;
   state.items = emptyItems();
+  state.hostedItems = [];
+  state.hostedFailures = [];
   state.report = null;
   renderTables();
+  renderHosted();
   renderEnergy();
   try {
+    state.hostedSettings = hosted === undefined ? readHosted(maxNewTokens) : hosted ?? undefined;
+    renderHosted();
     setStatus('statusDownloading');
     const models = [];
-    if (tasks.some((task) => ['story', 'gsm8k', 'code-summary', 'humaneval'].includes(task))) models.push('llm');
+    // With a hosted model, SmolLM2's tokenizer counts the tokens of replies that come without usage.
+    const chat = ['story', 'gsm8k', 'code-summary', 'humaneval'];
+    if (tasks.some((task) => chat.includes(task)) || state.hostedSettings) models.push('llm');
     if (tasks.some((task) => ['story', 'sentiment', 'embed'].includes(task))) models.push('encoder');
     if (tasks.includes('sentiment')) models.push('head');
     await request('load', { models });
@@ -381,8 +519,12 @@ async function run({ tasks = defaultTasks(), limit, maxNewTokens, seed = 2026 } 
       timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
     const profile = $('profile').value || state.detection?.profile_id;
-    state.report = await request('run', { tasks, settings, userAgent: navigator.userAgent, grid, profile });
-    setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
+    state.report = await request('run', {
+      tasks, settings, userAgent: navigator.userAgent, grid, profile, hosted: state.hostedSettings,
+    });
+    if (state.report.cancelled) setStatus('statusCancelled');
+    else setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
+    renderHosted();
     renderEnergy();
     return state.report;
   } catch (error) {
@@ -420,7 +562,18 @@ function renderDataStatus() {
     : t('userDataDefaultInUse', { task: t(`task_${task}`) });
 }
 
+// Asks the engine to stop at its next item or streamed chunk, so that its report keeps
+// what finished. A worker busy in a long computation cannot read that message. After a
+// short wait it is terminated and replaced, and the items already shown stay on screen.
 async function cancel() {
+  if (state.running && currentRun) {
+    request('cancel').catch(() => {});
+    const stopped = await Promise.race([
+      currentRun.then(() => true, () => true),
+      new Promise((resolve) => setTimeout(() => resolve(false), 1500)),
+    ]);
+    if (stopped) return;
+  }
   worker.terminate();
   for (const waiter of pending.values()) waiter.reject(new Error(CANCELLED));
   pending.clear();
@@ -450,6 +603,17 @@ async function main() {
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
   $('cancel').addEventListener('click', () => cancel());
+  try {
+    const savedKey = sessionStorage.getItem(KEY_STORAGE);
+    if (savedKey) {
+      $('hosted-key').value = savedKey;
+      $('hosted-remember').checked = true;
+    }
+  } catch {
+    // No session storage here: the key field starts empty.
+  }
+  $('hosted-key').addEventListener('input', rememberKey);
+  $('hosted-remember').addEventListener('change', rememberKey);
   $('data-task').addEventListener('change', renderDataStatus);
   $('data-file').addEventListener('change', async (event) => {
     const file = event.target.files[0];

@@ -151,19 +151,21 @@ const handlers = {
   gridOptions: ({ language }) => gridOptions(language),
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),
-  async run({ tasks, settings, userAgent, grid, profile }) {
+  async run({ tasks, settings, userAgent, grid, profile, hosted }) {
     await loadData(tasks);
     // The wasm and its bindings are fetched here, so they are in this worker's timeline.
     // NOTE: Pyodide is fetched by the sandbox's own worker and is not counted.
     settings.runtime_download_bytes += performance.getEntriesByType('resource')
       .filter((entry) => !/\/(models|data)\//.test(new URL(entry.name).pathname))
       .reduce((sum, entry) => sum + (entry.encodedBodySize || entry.transferSize || 0), 0);
-    const request = { tasks, settings, userAgent, grid, profile };
+    const request = { tasks, settings, userAgent, grid, profile, hosted };
     return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },
   // A user's JSONL file replaces the task's data until `useDefaultData`.
   useData: ({ task, name, bytes }) => engine.addData(task, name, bytes, undefined, true),
   useDefaultData: ({ task }) => engine.clearData(task),
+  // Stops the run in progress at its next item; its report then keeps what finished.
+  cancel: () => engine?.cancel(),
   embed: ({ texts }) => engine.embed(texts),
   generate: ({ request }) => engine.generate(request, (id, text) => post({ type: 'token', id, text })),
   tokenize: ({ prompt }) => Array.from(engine.tokenizePrompt(prompt)),

@@ -14,7 +14,8 @@ pub struct FetchBody {
     reader: Option<web_sys::ReadableStreamDefaultReader>,
 }
 
-/// Tells a timeout (the `AbortSignal.timeout` firing) from any other failure.
+/// Converts a JavaScript error into a transport error, telling a timeout (the
+/// `AbortSignal.timeout` firing) apart from any other failure.
 fn transport_error(error: JsValue) -> TransportError {
     let name = Reflect::get(&error, &"name".into())
         .ok()
@@ -71,6 +72,7 @@ impl Transport for FetchTransport {
         for (name, value) in &request.headers {
             headers.append(name, value).map_err(transport_error)?;
         }
+
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
         init.set_mode(web_sys::RequestMode::Cors);
@@ -80,6 +82,7 @@ impl Transport for FetchTransport {
         let timeout =
             web_sys::AbortSignal::timeout_with_u32(request.timeout_ms.min(u32::MAX as u64) as u32);
         init.set_signal(Some(&timeout));
+
         let fetch = global_function("fetch")?;
         let promise: Promise = fetch
             .call2(&js_sys::global(), &JsValue::from_str(&request.url), &init)
@@ -89,13 +92,15 @@ impl Transport for FetchTransport {
             .await
             .map_err(transport_error)?
             .unchecked_into();
-        let mut names = Vec::new();
+
+        let mut response_headers = Vec::new();
         // Only headers the server exposes to scripts are readable under CORS.
         for name in ["retry-after", "retry-after-ms", "content-type"] {
             if let Ok(Some(value)) = response.headers().get(name) {
-                names.push((name.to_string(), value));
+                response_headers.push((name.to_string(), value));
             }
         }
+
         let reader = response.body().map(|stream| {
             stream
                 .get_reader()
@@ -103,7 +108,7 @@ impl Transport for FetchTransport {
         });
         Ok(HttpResponse {
             status: response.status(),
-            headers: names,
+            headers: response_headers,
             body: FetchBody { reader },
         })
     }

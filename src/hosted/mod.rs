@@ -98,7 +98,8 @@ impl SizeHint {
     }
 }
 
-/// Everything that says where and how the hosted model is asked.
+/// Settings of the hosted model: endpoint, key, request parameters, limits and the
+/// inputs of the energy estimate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HostedSettings {
@@ -162,15 +163,15 @@ impl Endpoint {
     /// another path (Groq's `/openai/v1`, Gemini's `/v1beta/openai`) is kept as given.
     pub fn parse(url: &str) -> Result<Endpoint> {
         let trimmed = url.trim();
-        let invalid = |why: &str| {
-            Error::InvalidOption {
+        let invalid = |why: &str| Error::InvalidOption {
             option: "hosted base URL",
             value: trimmed.to_string(),
             expected: format!(
-                "{why}; give the API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1"
+                "{why}; give the API's base URL, e.g. https://api.openai.com/v1 or \
+                 http://127.0.0.1:8080/v1"
             ),
-        }
         };
+
         let (scheme, rest) = trimmed
             .split_once("://")
             .ok_or_else(|| invalid("it has no http:// or https:// scheme"))?;
@@ -181,6 +182,7 @@ impl Endpoint {
         if rest.contains(['?', '#']) {
             return Err(invalid("a base URL has no query or fragment"));
         }
+
         let (authority, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, ""),
@@ -190,15 +192,17 @@ impl Endpoint {
         }
         if authority.contains('@') {
             return Err(invalid(
-                "it holds credentials; give the API key in its own field instead",
+                "it contains credentials; give the API key in its own field instead",
             ));
         }
+
         let host = if let Some(bracketed) = authority.strip_prefix('[') {
             bracketed.split(']').next().unwrap_or_default().to_string()
         } else {
             authority.split(':').next().unwrap_or_default().to_string()
         }
         .to_ascii_lowercase();
+
         let mut path = path.trim_end_matches('/').to_string();
         if let Some(stripped) = path.strip_suffix("/chat/completions") {
             path = stripped.trim_end_matches('/').to_string();
@@ -206,6 +210,7 @@ impl Endpoint {
         if path.is_empty() {
             path = "/v1".into();
         }
+
         let loopback =
             host == "localhost" || host == "::1" || host.starts_with("127.") || host == "0.0.0.0";
         let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
@@ -221,7 +226,8 @@ impl Endpoint {
         format!("{}/chat/completions", self.base)
     }
 
-    /// The EcoLogits provider that serves this host, where it is one of theirs.
+    /// Guesses the EcoLogits provider from the host, or returns `None` for a host that
+    /// no listed provider serves.
     pub fn guess_provider(&self) -> Option<&'static str> {
         let host = self.host.as_str();
         let ends = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
@@ -243,11 +249,12 @@ impl Endpoint {
     }
 }
 
-/// The EcoLogits provider used for hosts that are none of theirs: Hugging Face's
+/// The EcoLogits provider used for hosts that no listed provider serves. Hugging Face's
 /// figures (USA mix, PUE 1.09–1.14) describe a generic cloud deployment of an open model.
 pub const FALLBACK_PROVIDER: &str = "huggingface_hub";
 
-/// What the energy estimate will use for every request, settled before the first one.
+/// Provider, zone and model size of the energy estimate, settled before the first
+/// request and used for every request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EstimatePlan {
     pub provider: String,
@@ -261,8 +268,8 @@ pub struct EstimatePlan {
 }
 
 impl EstimatePlan {
-    /// Settles the provider and the model's size. A model EcoLogits does not list needs
-    /// a size hint; the error says how to give one.
+    /// Settles the provider, the zone and the model's size. A model that EcoLogits does
+    /// not list needs a size hint, and the error message shows how to give one.
     pub fn new(settings: &HostedSettings, endpoint: &Endpoint) -> Result<EstimatePlan> {
         let (provider, provider_guessed) = match settings.provider.as_deref().map(str::trim) {
             Some(p) if !p.is_empty() => (p.to_string(), false),
@@ -339,7 +346,7 @@ impl EstimatePlan {
     }
 }
 
-/// The kinds of failure a hosted request ends in; the page translates by kind.
+/// The kind of failure that ends a hosted request. The page translates messages by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
@@ -350,7 +357,7 @@ pub enum FailureKind {
     RateLimited,
     ServerError,
     Timeout,
-    /// Unreachable server, or in the browser a refused cross-origin request.
+    /// Unreachable server, or in the browser a rejected cross-origin request.
     Network,
     Malformed,
     CutShort,
@@ -358,7 +365,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// Whether every later request would fail the same way, so the run stops asking.
+    /// Returns true when every later request would fail the same way, so the run stops
+    /// sending requests.
     pub fn stops_run(self) -> bool {
         matches!(
             self,
@@ -386,11 +394,11 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// How a transport failed before a status line arrived, or while the body streamed.
+/// A transport failure before the status line arrived, or while the body streamed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportError {
     Timeout,
-    /// The connection failed. In the browser this includes a refused CORS request,
+    /// The connection failed. In the browser this includes a rejected CORS request,
     /// which `fetch` does not tell apart from an unreachable server.
     Network(String),
 }
@@ -413,7 +421,7 @@ pub struct HttpResponse<B> {
 
 #[allow(async_fn_in_trait)]
 pub trait ResponseBody {
-    /// The next piece of the body, or `None` at its end.
+    /// Reads the next piece of the body, or returns `None` at its end.
     async fn chunk(&mut self) -> std::result::Result<Option<Vec<u8>>, TransportError>;
 }
 
@@ -426,7 +434,8 @@ pub trait Transport {
         request: HttpRequest,
     ) -> std::result::Result<HttpResponse<Self::Body>, TransportError>;
     async fn sleep(&self, ms: u64);
-    /// Whether this transport runs in a browser, where a network failure may be CORS.
+    /// Returns true when this transport runs in a browser, where a network failure may
+    /// be a CORS rejection.
     fn in_browser(&self) -> bool;
 }
 
@@ -444,7 +453,7 @@ impl CancelFlag {
     }
 }
 
-/// One answered request, timed.
+/// The successful reply to one request, with its timing.
 #[derive(Debug, Clone)]
 pub struct HostedReply {
     pub completion: Completion,
@@ -467,32 +476,38 @@ enum AttemptError {
     Cancelled,
 }
 
+/// Interval at which a request in flight checks the cancel flag, in milliseconds.
+const CANCEL_POLL_MS: u64 = 200;
+
 /// Sends chat completions to one OpenAI-compatible server.
 pub struct HostedClient<T: Transport> {
     transport: T,
     settings: HostedSettings,
     endpoint: Endpoint,
     policy: RetryPolicy,
-    /// Learnt from 400 replies that name a refused parameter; shared by later requests.
+    /// Request shape learnt from 400 or 422 replies that name a rejected parameter, and
+    /// shared by later requests.
     shape: Cell<RequestShape>,
     cancel: CancelFlag,
     seed: u64,
 }
 
 impl<T: Transport> HostedClient<T> {
-    /// Checks the settings and builds the client. An API key is refused over plain
+    /// Checks the settings and builds the client. An API key is rejected over plain
     /// HTTP to a host other than this machine, where anyone on the path could read it.
     pub fn new(transport: T, settings: HostedSettings, cancel: CancelFlag) -> Result<Self> {
         let endpoint = Endpoint::parse(&settings.base_url)?;
+
         if settings.model.trim().is_empty() {
             return Err(Error::InvalidOption {
                 option: "hosted model",
                 value: String::new(),
                 expected:
-                    "the model name the server knows, e.g. gpt-4o-mini or mistral-small-latest"
+                    "the model's name on the server, e.g. gpt-4o-mini or mistral-small-latest"
                         .into(),
             });
         }
+
         if !settings.api_key.is_empty()
             && endpoint.origin.starts_with("http://")
             && !endpoint.loopback
@@ -503,6 +518,7 @@ impl<T: Transport> HostedClient<T> {
                 expected: "https:// when an API key is set: over plain http the key would cross the network unencrypted".into(),
             });
         }
+
         let checks = [
             (
                 "hosted max tokens",
@@ -529,6 +545,7 @@ impl<T: Transport> HostedClient<T> {
                 });
             }
         }
+
         let policy = RetryPolicy {
             max_retries: settings.max_retries,
             ..RetryPolicy::default()
@@ -556,7 +573,7 @@ impl<T: Transport> HostedClient<T> {
         &self.cancel
     }
 
-    /// Asks for one completion of `user_message`, retrying rate limits and server errors.
+    /// Requests one completion of `user_message`, retrying rate limits and server errors.
     /// `index` seeds the jitter, so that concurrent requests do not retry in step.
     pub async fn complete(
         &self,
@@ -570,13 +587,14 @@ impl<T: Transport> HostedClient<T> {
         let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut adaptations = 0;
+
         loop {
             if self.cancel.is_cancelled() {
                 return Err(self.failure(FailureKind::Cancelled, "cancelled".into(), attempts));
             }
             attempts += 1;
             let shape = self.shape.get();
-            let error = match self.attempt(user_message, shape).await {
+            let error = match self.attempt_until_cancelled(user_message, shape).await {
                 Ok((completion, latency_ms, ttft_ms)) => {
                     return Ok(HostedReply {
                         completion,
@@ -607,7 +625,10 @@ impl<T: Transport> HostedClient<T> {
                     ..
                 } if adaptations < 3 && shape.adapted_to(message, self.settings.stream).is_some() => {
                     let adapted = shape.adapted_to(message, self.settings.stream).unwrap_or(shape);
-                    tracing::info!(?adapted, "the server refused a parameter; asking again without it");
+                    tracing::info!(
+                        ?adapted,
+                        "the server rejected a request parameter; retrying with the adapted request"
+                    );
                     self.shape.set(adapted);
                     adaptations += 1;
                 }
@@ -630,7 +651,7 @@ impl<T: Transport> HostedClient<T> {
                 AttemptError::Transport(TransportError::Network(detail)) => {
                     let message = if self.transport.in_browser() {
                         format!(
-                            "the browser could not reach {} ({detail}): the server is down, the URL is wrong, or it refused this page's cross-origin request (CORS). The server must answer with Access-Control-Allow-Origin for this page's origin; the README lists what each provider needs",
+                            "the browser could not reach {} ({detail}): the server is down, the URL is wrong, or it rejected this page's cross-origin request (CORS). The server must respond with Access-Control-Allow-Origin for this page's origin; the README lists what each provider needs",
                             self.endpoint.chat_completions()
                         )
                     } else {
@@ -654,7 +675,7 @@ impl<T: Transport> HostedClient<T> {
                 AttemptError::Protocol(ProtocolError::ServerError(message)) => {
                     return Err(self.failure(
                         FailureKind::ServerError,
-                        format!("{} answered with an error: {message}", self.endpoint.base),
+                        format!("{} returned an error: {message}", self.endpoint.base),
                         attempts,
                     ))
                 }
@@ -683,7 +704,7 @@ impl<T: Transport> HostedClient<T> {
         }
     }
 
-    /// Explains a refusal by its status, naming the server, the model and the fix.
+    /// Builds the failure for an error status, naming the server, the model and the fix.
     fn status_failure(
         &self,
         status: u16,
@@ -697,7 +718,7 @@ impl<T: Transport> HostedClient<T> {
         let (kind, message) = match status {
             401 => (
                 FailureKind::Unauthorized,
-                format!("{base} refused the API key (401: {detail}); check the key for this provider. Seedling sends it to {base} only"),
+                format!("{base} rejected the API key (401: {detail}); check the key for this provider. Seedling sends it to {base} only"),
             ),
             403 => (
                 FailureKind::Forbidden,
@@ -711,7 +732,7 @@ impl<T: Transport> HostedClient<T> {
                 FailureKind::RateLimited,
                 match retry_after_ms {
                     Some(ms) if ms > self.policy.max_retry_after_ms => format!(
-                        "{base} is rate limiting and asks to wait {} s, longer than Seedling waits (429: {detail}); run again later, with a lower concurrency",
+                        "{base} is rate limiting and requests a wait of {} s, longer than Seedling waits (429: {detail}); run again later, with a lower concurrency",
                         ms / 1000
                     ),
                     _ => format!(
@@ -725,10 +746,31 @@ impl<T: Transport> HostedClient<T> {
             ),
             _ => (
                 FailureKind::BadRequest,
-                format!("{base} refused the request ({status}: {detail}); check the model name and the max tokens"),
+                format!("{base} rejected the request ({status}: {detail}); check the model name and the max tokens"),
             ),
         };
         self.failure(kind, message, attempts)
+    }
+
+    /// Runs one attempt, abandoned within `CANCEL_POLL_MS` of the cancel flag being set.
+    /// The attempt's future is dropped, so a reply still on its way is ignored.
+    async fn attempt_until_cancelled(
+        &self,
+        user_message: &str,
+        shape: RequestShape,
+    ) -> std::result::Result<(Completion, f64, Option<f64>), AttemptError> {
+        use futures_util::future::{select, Either};
+
+        let attempt = std::pin::pin!(self.attempt(user_message, shape));
+        let watch = std::pin::pin!(async {
+            while !self.cancel.is_cancelled() {
+                self.transport.sleep(CANCEL_POLL_MS).await;
+            }
+        });
+        match select(attempt, watch).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => Err(AttemptError::Cancelled),
+        }
     }
 
     /// Sends one request and reads its reply to the end.
@@ -738,6 +780,7 @@ impl<T: Transport> HostedClient<T> {
         shape: RequestShape,
     ) -> std::result::Result<(Completion, f64, Option<f64>), AttemptError> {
         let stream = self.settings.stream;
+
         let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
         if stream {
             headers.push(("Accept".into(), "text/event-stream".into()));
@@ -758,12 +801,14 @@ impl<T: Transport> HostedClient<T> {
             ),
             timeout_ms: self.settings.timeout_ms,
         };
+
         let start = Instant::now();
         let mut response = self
             .transport
             .post(request)
             .await
             .map_err(AttemptError::Transport)?;
+
         if !(200..300).contains(&response.status) {
             let body = read_to_end(&mut response.body, &self.cancel)
                 .await
@@ -778,12 +823,14 @@ impl<T: Transport> HostedClient<T> {
                 retry_after_ms: retry::retry_after_ms(&response.headers, now),
             });
         }
+
         if !stream {
             let body = read_to_end(&mut response.body, &self.cancel).await?;
             let completion = protocol::parse_completion(&String::from_utf8_lossy(&body))
                 .map_err(AttemptError::Protocol)?;
             return Ok((completion, elapsed_ms(start), None));
         }
+
         let mut assembler = StreamAssembler::new();
         let mut ttft_ms = None;
         loop {
@@ -801,11 +848,13 @@ impl<T: Transport> HostedClient<T> {
                     }
                 }
                 Ok(None) => break,
-                // A connection dropped mid-stream is a stream cut short; a timeout stays a timeout.
+                // A connection dropped mid-stream is a stream cut short, but a timeout
+                // stays a timeout.
                 Err(TransportError::Network(_)) => break,
                 Err(error) => return Err(AttemptError::Transport(error)),
             }
         }
+
         let completion = assembler.finish().map_err(AttemptError::Protocol)?;
         Ok((completion, elapsed_ms(start), ttft_ms))
     }
@@ -832,7 +881,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_url_accepts_slash_v1_and_endpoint_forms() {
+    fn base_url_accepts_all_forms() {
         for url in [
             "http://127.0.0.1:8091",
             "http://127.0.0.1:8091/",
@@ -854,7 +903,7 @@ mod tests {
     }
 
     #[test]
-    fn base_url_errors_name_the_value() {
+    fn base_url_errors_name_value() {
         for (url, part) in [
             ("api.openai.com/v1", "scheme"),
             ("ftp://host/v1", "http and https"),
@@ -871,7 +920,7 @@ mod tests {
     }
 
     #[test]
-    fn provider_is_guessed_from_known_hosts() {
+    fn provider_guessed_from_host() {
         let guess = |url| Endpoint::parse(url).unwrap().guess_provider();
         assert_eq!(guess("https://api.openai.com/v1"), Some("openai"));
         assert_eq!(guess("https://api.mistral.ai/v1"), Some("mistralai"));
@@ -880,7 +929,7 @@ mod tests {
     }
 
     #[test]
-    fn api_key_never_shows_in_debug_or_json() {
+    fn api_key_hidden_from_debug_and_json() {
         let mut settings = HostedSettings {
             base_url: "https://api.openai.com/v1".into(),
             model: "gpt-4o-mini".into(),
@@ -898,7 +947,7 @@ mod tests {
     }
 
     #[test]
-    fn size_hints_parse_counts_and_listed_models() {
+    fn size_hint_parses_counts_and_models() {
         assert_eq!(
             SizeHint::parse("8").unwrap(),
             SizeHint::Parameters {
@@ -927,7 +976,7 @@ mod tests {
     }
 
     #[test]
-    fn unlisted_model_asks_for_its_size() {
+    fn unlisted_model_requires_size_hint() {
         let settings = HostedSettings {
             base_url: "http://127.0.0.1:9/v1".into(),
             model: "SmolLM2-135M-Instruct".into(),
@@ -957,7 +1006,7 @@ mod tests {
     }
 
     #[test]
-    fn listed_model_takes_its_size_from_the_table() {
+    fn listed_model_size_from_table() {
         let settings = HostedSettings {
             base_url: "https://api.openai.com/v1".into(),
             model: "gpt-4o-mini".into(),

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::{HttpRequest, HttpResponse, ResponseBody, Transport, TransportError};
 
-/// What the request thread reports.
+/// A message from the request thread to the response reader.
 enum Event {
     Head {
         status: u16,
@@ -66,6 +66,7 @@ fn run_request(request: HttpRequest, events: mpsc::UnboundedSender<Event>) {
         .http_status_as_error(false)
         .build()
         .into();
+
     let mut builder = agent.post(&request.url);
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
@@ -77,6 +78,7 @@ fn run_request(request: HttpRequest, events: mpsc::UnboundedSender<Event>) {
             return;
         }
     };
+
     let headers = response
         .headers()
         .iter()
@@ -94,6 +96,7 @@ fn run_request(request: HttpRequest, events: mpsc::UnboundedSender<Event>) {
     if events.unbounded_send(head).is_err() {
         return;
     }
+
     let mut reader = response
         .into_body()
         .into_with_config()
@@ -122,7 +125,7 @@ impl Transport for NativeTransport {
             .name("seedling-http".into())
             .spawn(move || run_request(request, sender))
             .map_err(|error| {
-                TransportError::Network(format!("cannot start a request thread: {error}"))
+                TransportError::Network(format!("failed to start a request thread: {error}"))
             })?;
         match events.next().await {
             Some(Event::Head { status, headers }) => Ok(HttpResponse {

@@ -3,14 +3,15 @@
 
 use serde_json::{json, Value};
 
-/// Parameters that some servers refuse, dropped or renamed after a 400 that names them.
+/// Request parameters that some servers reject, dropped or renamed after a 400 or 422
+/// reply that names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestShape {
-    /// Ask for `usage` in the last streamed chunk (`stream_options.include_usage`).
+    /// Request `usage` in the last streamed chunk (`stream_options.include_usage`).
     pub include_usage: bool,
     /// Send the budget as `max_completion_tokens` (OpenAI's reasoning models) instead of `max_tokens`.
     pub max_completion_tokens: bool,
-    /// Send `temperature`; models with a fixed temperature refuse it.
+    /// Send `temperature`, which models with a fixed temperature reject.
     pub temperature: bool,
 }
 
@@ -26,7 +27,7 @@ impl Default for RequestShape {
 
 impl RequestShape {
     /// Returns the shape to retry with when a 400 or 422 `message` names a parameter this
-    /// shape can drop or rename, or `None` when the refusal is about something else.
+    /// shape can drop or rename, or `None` when the rejection is about something else.
     pub fn adapted_to(self, message: &str, stream: bool) -> Option<RequestShape> {
         let lower = message.to_lowercase();
         if stream && self.include_usage && lower.contains("stream_options") {
@@ -99,14 +100,15 @@ fn parse_usage(value: &Value) -> Option<Usage> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,
-    /// `stop`, `length`, … as the server gave it; `length` means the budget cut the reply.
+    /// `stop`, `length`, … as the server sent it. `length` means the token budget cut
+    /// the reply.
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
-    /// The model name the server answered with.
+    /// The model name that the server returned.
     pub model: Option<String>,
 }
 
-/// Why a body could not be read as a chat completion.
+/// A failure to read a body as a chat completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
     /// The body is not JSON, or lacks the fields of a chat completion.
@@ -127,7 +129,8 @@ pub fn excerpt(text: &str, limit: usize) -> String {
 }
 
 /// Reads the message of an error body: OpenAI's `{"error": {"message"}}`, a plain
-/// `{"error": "…"}`, FastAPI's `{"detail"}` or `{"message"}`; else the start of the body.
+/// `{"error": "…"}`, FastAPI's `{"detail"}` or `{"message"}`. Falls back to the start of
+/// the body.
 pub fn error_message(body: &str) -> String {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return excerpt(body.trim(), 200);
@@ -188,7 +191,7 @@ pub fn parse_completion(body: &str) -> Result<Completion, ProtocolError> {
     })
 }
 
-/// What one server-sent event added to a streamed reply.
+/// The part of a streamed reply that one server-sent event carries.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Delta {
     pub text: String,
@@ -198,9 +201,9 @@ pub struct Delta {
     pub done: bool,
 }
 
-/// Reads a streamed reply chunk by chunk, in whatever pieces the network delivers, and
-/// assembles the completion. Lines may end in `\n` or `\r\n`; comments and other fields
-/// are skipped; an event's `data:` lines are joined as the SSE format says.
+/// Assembler of a streamed reply into a completion, fed chunk by chunk in whatever pieces
+/// the network delivers. Lines may end in `\n` or `\r\n`. Comments and fields other than
+/// `data:` are skipped, and the `data:` lines of one event are joined with `\n`.
 #[derive(Debug, Default)]
 pub struct StreamAssembler {
     pending: Vec<u8>,
@@ -217,7 +220,7 @@ impl StreamAssembler {
         Self::default()
     }
 
-    /// Feeds bytes from the network; returns the text that arrived with them.
+    /// Feeds bytes from the network and returns the text that arrived with them.
     pub fn push(&mut self, bytes: &[u8]) -> Result<String, ProtocolError> {
         self.pending.extend_from_slice(bytes);
         let mut arrived = String::new();
@@ -258,7 +261,7 @@ impl StreamAssembler {
         Ok(delta.text)
     }
 
-    /// Whether `[DONE]` has arrived.
+    /// Returns true once `[DONE]` has arrived.
     pub fn is_done(&self) -> bool {
         self.done
     }
@@ -348,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn shape_adapts_to_refused_parameters() {
+    fn shape_adapts_to_rejected_parameters() {
         let shape = RequestShape::default();
         let renamed = shape
             .adapted_to(
@@ -398,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_come_from_each_body_shape() {
+    fn error_message_from_each_body_shape() {
         assert_eq!(
             error_message(
                 r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#
@@ -417,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_assembles_across_arbitrary_chunk_boundaries() {
+    fn stream_assembles_across_chunk_boundaries() {
         let stream = concat!(
             ": keep-alive\r\n\r\n",
             "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\r\n\r\n",
@@ -443,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_without_done_or_finish_reason_is_cut_short() {
+    fn unfinished_stream_is_cut_short() {
         let mut assembler = StreamAssembler::new();
         assembler
             .push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Once upon\"}}]}\n\n")
@@ -455,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_error_event_and_bad_json_are_reported() {
+    fn stream_reports_error_and_bad_json() {
         let mut assembler = StreamAssembler::new();
         let error = assembler
             .push(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n")

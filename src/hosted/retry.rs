@@ -9,11 +9,12 @@ use rand_core::{RngCore, SeedableRng};
 pub struct RetryPolicy {
     /// Attempts after the first.
     pub max_retries: u32,
-    /// Wait before the first retry; doubled for each later one.
+    /// Wait before the first retry, doubled for each later one.
     pub base_delay_ms: u64,
-    /// Longest computed wait.
+    /// Maximum computed wait.
     pub max_delay_ms: u64,
-    /// Longest `Retry-After` honoured; a server asking for more ends the request.
+    /// Maximum `Retry-After` honoured. A server that requests a longer wait ends the
+    /// request.
     pub max_retry_after_ms: u64,
 }
 
@@ -28,13 +29,14 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Whether a status is worth another attempt: rate limits and server errors.
+/// Returns true for a status worth another attempt: a rate limit (429) or a server
+/// error (5xx).
 pub fn is_retryable(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 
-/// Reads how long a server asks the client to wait, in milliseconds: `retry-after-ms`
-/// (OpenAI), else `Retry-After` as seconds or as an HTTP date relative to `now_unix_ms`.
+/// Reads the wait that a server requests, in milliseconds: `retry-after-ms` (OpenAI),
+/// else `Retry-After` as seconds or as an HTTP date relative to `now_unix_ms`.
 pub fn retry_after_ms(headers: &[(String, String)], now_unix_ms: u64) -> Option<u64> {
     let find = |name: &str| {
         headers
@@ -42,11 +44,13 @@ pub fn retry_after_ms(headers: &[(String, String)], now_unix_ms: u64) -> Option<
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.trim())
     };
+
     if let Some(ms) = find("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(ms.round() as u64);
         }
     }
+
     let value = find("retry-after")?;
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64);
@@ -61,6 +65,7 @@ fn parse_http_date(value: &str) -> Option<u64> {
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
+
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -74,6 +79,7 @@ fn parse_http_date(value: &str) -> Option<u64> {
     let [hour, minute, second] = clock.as_slice() else {
         return None;
     };
+
     // Days since 1970-01-01 of a proleptic Gregorian date.
     let (y, m) = if month <= 2 {
         (year - 1, month + 9)
@@ -104,9 +110,10 @@ impl Backoff {
         }
     }
 
-    /// The wait before retry number `retry` (0 for the first): half of the doubled base
-    /// delay, plus a random share of the other half ("equal jitter"), so that clients
-    /// that failed together do not retry together. A server's `Retry-After` is a floor.
+    /// Computes the wait before retry number `retry` (0 for the first): half of the
+    /// doubled base delay, plus a random share of the other half ("equal jitter"), so that
+    /// clients that failed together do not retry together. A server's `Retry-After` is a
+    /// floor.
     pub fn delay_ms(&mut self, retry: u32, retry_after_ms: Option<u64>) -> u64 {
         let doubled = self
             .policy
@@ -157,7 +164,7 @@ mod tests {
             ),
             Some(150)
         );
-        // 2015-10-21T07:28:00Z is 1445412480 s after the epoch; asked 5 s before it.
+        // 2015-10-21T07:28:00Z is 1445412480 s after the epoch, and `now` is 5 s before it.
         let now = 1_445_412_475_000;
         assert_eq!(
             retry_after_ms(
@@ -174,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_within_jitter_and_respects_caps() {
+    fn backoff_doubles_within_jitter_and_caps() {
         let policy = RetryPolicy::default();
         let mut backoff = Backoff::new(policy, 7);
         for retry in 0..8 {
