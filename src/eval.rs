@@ -203,10 +203,12 @@ impl<T: Transport> HostedModel<'_, T> {
             low: band.low * 1000.0,
             high: band.high * 1000.0,
         };
+        // Streamed replies are timed from the first token on, like the small model's
+        // decode; a whole reply only has its total time.
         let decode_ms = answer.latency_ms - answer.ttft_ms.unwrap_or(0.0);
         Ok(Reply {
             decode_tokens_per_second: (tokens_out > 1 && decode_ms > 0.0)
-                .then(|| tokens_out as f64 / (answer.latency_ms / 1000.0)),
+                .then(|| tokens_out as f64 / (decode_ms / 1000.0)),
             truncated: completion.finish_reason.as_deref() == Some("length"),
             prefill_ms: answer.ttft_ms.unwrap_or(0.0),
             tokens_in,
