@@ -104,7 +104,7 @@ pub struct Reply {
     pub hosted: Option<HostedItem>,
 }
 
-/// What a runner receives for each prompt: a reply, or a hosted request that failed
+/// Outcome a runner receives for each prompt: a reply, or a hosted request that failed
 /// (an item left unscored). Errors of the small model end the run.
 pub type ReplyOutcome = std::result::Result<Reply, Failure>;
 
@@ -170,8 +170,8 @@ pub type TokenCounter<'a> = &'a dyn Fn(&str) -> Option<usize>;
 pub struct HostedModel<'a, T: Transport> {
     pub client: &'a HostedClient<T>,
     pub plan: &'a EstimatePlan,
-    /// Counts tokens when the server does not report them (the small model's tokenizer);
-    /// without one, characters / 4 stands in.
+    /// Token counter for replies without `usage` (the small model's tokenizer). Without
+    /// one, characters / 4 is the estimate.
     pub counter: Option<TokenCounter<'a>>,
 }
 
@@ -303,13 +303,14 @@ pub struct Scored {
     pub extra_metrics: std::collections::BTreeMap<String, f64>,
     pub records: Vec<ItemRecord>,
     pub failures: Vec<ItemFailure>,
-    /// Items the task set out to answer.
+    /// Items the task planned.
     pub planned: usize,
 }
 
 impl Scored {
     fn seconds(&self) -> f64 {
-        self.records.iter().map(|r| r.latency_ms).sum::<f64>() / 1000.0
+        // Adding 0.0 turns the empty sum's -0.0 into 0.0.
+        self.records.iter().map(|r| r.latency_ms).sum::<f64>() / 1000.0 + 0.0
     }
 
     fn mean_score(&self) -> f64 {
@@ -320,14 +321,14 @@ impl Scored {
         }
     }
 
-    /// The small model's result: the scores with the device energy of the task's time.
+    /// Builds the small model's result: the scores with the device energy of the task's time.
     pub fn into_device_result(self, context: &TaskContext<'_>) -> TaskResult {
         let seconds = self.seconds();
         let energy = context.energy(seconds, self.records.len());
         self.into_result(context.model_name.clone(), energy)
     }
 
-    /// The hosted model's result: the scores with the sum of its requests' estimates.
+    /// Builds the hosted model's result: the scores with the sum of its requests' estimates.
     pub fn into_hosted_result(
         self,
         model: String,
@@ -357,7 +358,7 @@ impl Scored {
     }
 }
 
-/// Receives a task's replies in order, keeps the failures apart, and says when to stop:
+/// Receives a task's replies in order, keeps the failures apart, and decides when to stop:
 /// at a failure that every later request would share, or after three in a row.
 struct Replies<'a> {
     stream: LocalBoxStream<'a, Result<ReplyOutcome>>,
@@ -378,7 +379,7 @@ impl<'a> Replies<'a> {
         }
     }
 
-    /// The next item's reply; `Ok(None)` when the item failed or the task stops
+    /// Returns the next item's reply; `Ok(None)` when the item failed or the task stops
     /// (check `stopped`).
     async fn next(&mut self, item_id: &str) -> Result<Option<Reply>> {
         if self.stopped {
@@ -395,7 +396,7 @@ impl<'a> Replies<'a> {
                     Ok(Some(reply))
                 }
                 Err(failure) => {
-                    tracing::warn!(id = item_id, kind = ?failure.kind, "{}", failure.message);
+                    tracing::info!(id = item_id, kind = ?failure.kind, "{}", failure.message);
                     self.consecutive += 1;
                     self.stopped = failure.kind.stops_run()
                         || self.consecutive >= CONSECUTIVE_FAILURES_TO_STOP;
@@ -418,7 +419,7 @@ fn wilson_of(records: &[ItemRecord]) -> (f64, f64) {
     (interval.low, interval.high)
 }
 
-/// Asks for each GSM8K answer and scores it by exact match of the final number.
+/// Requests each GSM8K solution and scores it by exact match of the final number.
 pub async fn run_gsm8k(
     responder: &impl Responder,
     items: &[Gsm8kItem],
@@ -674,7 +675,7 @@ pub async fn run_humaneval<E: CodeExecutor>(
 }
 
 /// Asks a chat model (the hosted one) for each sentence's sentiment in one word and
-/// scores it against the label; an answer naming neither label counts as wrong.
+/// scores it against the label; a reply naming neither label counts as wrong.
 pub async fn run_sentiment_prompted(
     responder: &impl Responder,
     items: &[SentimentItem],
@@ -938,7 +939,7 @@ pub fn models_needed(task: &str) -> (bool, bool, bool) {
 /// measures process CPU time and re-estimates the task's energy).
 pub trait RunObserver {
     fn item(&mut self, _task: &str, _done: usize, _total: usize, _record: &serde_json::Value) {}
-    /// An item the hosted model answered (`record`) or failed (`failure`).
+    /// Reports an item the hosted model replied to (`record`) or failed (`failure`).
     fn hosted_item(
         &mut self,
         _task: &str,
@@ -1281,8 +1282,8 @@ pub struct RunParts {
 /// The note a report carries when no hosted model was configured.
 pub const NO_HOSTED_NOTE: &str = "no hosted model was configured, so there is no live baseline: the published per-prompt figures below stand in for one, and they were not measured on these prompts";
 
-/// Sets each task that both models answered side by side, per query. The small model's
-/// energy includes its one-off costs spread over the amortised queries.
+/// Sets each task that both models answered side by side, per query and over the items
+/// both answered, with and without the small model's one-off costs.
 fn compare(
     small: &[TaskResult],
     hosted: Option<&crate::report::HostedRun>,
@@ -1297,23 +1298,40 @@ fn compare(
         .iter()
         .filter_map(|task| {
             let other = hosted.tasks.iter().find(|h| h.task == task.task)?;
-            if other.items.is_empty() || task.items.is_empty() {
+            let paired: Vec<(f64, f64)> = task
+                .items
+                .iter()
+                .filter_map(|item| {
+                    let answer = other.items.iter().find(|h| h.id == item.id)?;
+                    Some((item.score, answer.score))
+                })
+                .collect();
+            if paired.is_empty() {
                 return None;
             }
-            let small_wh = task.energy.attributional_wh_per_item.estimate + one_off_wh_per_query;
-            let small_g = small_wh * g_per_wh;
+            let count = paired.len() as f64;
+            let small_score = paired.iter().map(|(s, _)| s).sum::<f64>() / count;
+            let hosted_score = paired.iter().map(|(_, h)| h).sum::<f64>() / count;
+            let small_wh = task.energy.attributional_wh_per_item;
+            let with_one_off = small_wh.estimate + one_off_wh_per_query;
+            let hosted_wh = other.energy.wh_per_item.estimate;
+            let hosted_g = other.energy.g_co2e_per_item.estimate;
             Some(crate::report::TaskComparison {
                 task: task.task.clone(),
                 metric: task.metric.clone(),
-                small_score: task.score,
-                hosted_score: other.score,
-                difference: task.score - other.score,
+                items_compared: paired.len(),
+                small_score,
+                hosted_score,
+                difference: small_score - hosted_score,
                 small_wh_per_item: small_wh,
+                small_wh_per_item_with_one_off: with_one_off,
                 hosted_wh_per_item: other.energy.wh_per_item,
-                energy_ratio: ratio(other.energy.wh_per_item.estimate, small_wh),
-                small_g_co2e_per_item: small_g,
+                energy_ratio: ratio(hosted_wh, small_wh.estimate),
+                energy_ratio_with_one_off: ratio(hosted_wh, with_one_off),
+                small_g_co2e_per_item: task.energy.g_co2e_per_item,
                 hosted_g_co2e_per_item: other.energy.g_co2e_per_item,
-                carbon_ratio: ratio(other.energy.g_co2e_per_item.estimate, small_g),
+                carbon_ratio: ratio(hosted_g, task.energy.g_co2e_per_item.estimate),
+                carbon_ratio_with_one_off: ratio(hosted_g, with_one_off * g_per_wh),
             })
         })
         .collect()

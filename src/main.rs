@@ -146,7 +146,7 @@ mod cli {
         /// report shows published per-prompt figures instead of a live baseline.
         #[arg(long = "hosted-url", value_name = "URL")]
         url: Option<String>,
-        /// Model name as the server knows it, e.g. gpt-4o-mini.
+        /// Model name on the server, e.g. gpt-4o-mini.
         #[arg(long = "hosted-model", value_name = "NAME", requires = "url")]
         model: Option<String>,
         /// Environment variable holding the API key (never given on the command line,
@@ -259,9 +259,12 @@ mod cli {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
             )
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
         let cli = Cli::parse();
         match run(cli) {
+            // 130 is the shell's code for a process ended by Ctrl-C.
+            Ok(()) if CANCEL.get().is_some_and(|flag| flag.is_cancelled()) => ExitCode::from(130),
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -726,6 +729,15 @@ mod cli {
         ))?;
         if report.cancelled {
             eprintln!("cancelled: the report keeps the items that finished");
+        }
+        if let Some(hosted) = &report.hosted {
+            let failed: usize = hosted.tasks.iter().map(|task| task.failures.len()).sum();
+            let answered: usize = hosted.tasks.iter().map(|task| task.items.len()).sum();
+            if let Some(reason) = &hosted.stopped {
+                eprintln!("warning: the hosted baseline stopped early ({answered} replies, {failed} failed): {reason}");
+            } else if failed > 0 {
+                eprintln!("warning: {failed} hosted requests failed and are left out of the comparison; see the report's failures");
+            }
         }
         report.runtime.threads_used = observer.busy.iter().copied().fold(0.0, f64::max);
         report.measurement = seedling::report::PowerMeasurement {

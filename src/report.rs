@@ -56,7 +56,7 @@ pub struct ItemRecord {
     /// Secondary per-item metrics by name, e.g. `sentence_cosine`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metrics: std::collections::BTreeMap<String, f64>,
-    /// The request's details when a hosted model answered.
+    /// The request's details when the reply came from a hosted model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosted: Option<HostedItem>,
 }
@@ -66,7 +66,7 @@ pub struct ItemRecord {
 pub struct HostedItem {
     /// Time to the first streamed text, in ms; `None` for a reply that was not streamed.
     pub ttft_ms: Option<f64>,
-    /// Where the token counts come from: `server` (its `usage`), `counted` (the small
+    /// Source of the token counts: `server` (its `usage`), `counted` (the small
     /// model's tokenizer) or `estimated` (characters / 4).
     pub usage: String,
     pub attempts: u32,
@@ -164,7 +164,7 @@ pub struct TaskResult<E = DeviceEnergy> {
     pub items: Vec<ItemRecord>,
     pub seconds: f64,
     pub energy: E,
-    /// Items the task set out to answer; fewer are scored when some failed or the run stopped.
+    /// Items the task planned; fewer are scored when some failed or the run stopped.
     pub planned_items: usize,
     /// Items left unscored because their hosted request failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -184,27 +184,35 @@ pub struct HostedRun {
     pub concurrency: usize,
     pub estimate: crate::hosted::EstimatePlan,
     pub tasks: Vec<TaskResult<HostedEnergy>>,
-    /// Why the hosted run stopped before its last item, if it did.
+    /// Reason the hosted run stopped before its last item, if it did.
     pub stopped: Option<String>,
 }
 
-/// The small and the hosted model on one task, per query.
+/// Comparison of the small and the hosted model on one task, per query, over the items both replied to.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskComparison {
     pub task: String,
     pub metric: String,
+    /// Items both models answered; the scores are means over these only.
+    pub items_compared: usize,
     pub small_score: f64,
     pub hosted_score: f64,
-    /// Small minus hosted, in the metric's units.
+    /// Small minus hosted score, in the metric's units: positive when the small model scores higher.
     pub difference: f64,
-    /// The small model's Wh per item with its one-off costs spread in.
-    pub small_wh_per_item: f64,
+    /// The small model's energy per query for its own work.
+    pub small_wh_per_item: Band,
+    /// The same plus the run's one-off costs (downloads, training) spread over the
+    /// amortised queries. The one-off costs cover every model the run loaded.
+    pub small_wh_per_item_with_one_off: f64,
     pub hosted_wh_per_item: Band,
-    /// Hosted Wh per item over the small model's (central estimates).
+    /// Hosted over small Wh per query (central estimates), one-off costs left out.
     pub energy_ratio: Option<f64>,
-    pub small_g_co2e_per_item: f64,
+    /// Hosted over small Wh per query with the small model's one-off costs spread in.
+    pub energy_ratio_with_one_off: Option<f64>,
+    pub small_g_co2e_per_item: Band,
     pub hosted_g_co2e_per_item: Band,
     pub carbon_ratio: Option<f64>,
+    pub carbon_ratio_with_one_off: Option<f64>,
 }
 
 /// One embedded sentence (not scored: shows what the encoder does and how fast).
@@ -333,6 +341,21 @@ pub const CODECARBON_COLUMNS: [&str; 32] = [
     "pue",
 ];
 
+/// Formats a ratio as "3.20x" below 10 and "42x" above, with two significant digits
+/// below 0.1 so that a small ratio does not read as 0.
+fn times(ratio: Option<f64>) -> String {
+    match ratio {
+        None => "n/a".to_string(),
+        Some(r) if r >= 10.0 => format!("{r:.0}x"),
+        Some(r) if r >= 0.1 => format!("{r:.2}x"),
+        Some(r) if r > 0.0 => {
+            let decimals = (1.0 - r.log10().floor()) as usize;
+            format!("{r:.decimals$}x")
+        }
+        Some(r) => format!("{r}x"),
+    }
+}
+
 /// Formats Unix milliseconds as an ISO 8601 UTC timestamp, as CodeCarbon writes it.
 fn iso_timestamp(unix_ms: u64) -> String {
     let seconds = unix_ms / 1000;
@@ -441,12 +464,21 @@ impl Report {
         }
         if let Some(hosted) = &self.hosted {
             for task in &hosted.tasks {
-                let items = task.items.len().max(1);
+                let model = format!("hosted {}", task.model);
+                let failed = task.failures.len();
+                if task.items.is_empty() {
+                    lines.push(format!(
+                        "{:<12} {model:<34} {:>5} no answers: {failed} failed",
+                        task.task, 0
+                    ));
+                    continue;
+                }
+                let items = task.items.len();
                 let wh = task.energy.wh_per_item;
                 lines.push(format!(
                     "{:<12} {:<34} {:>5} {:>8.3} {:>8.2} {:>28} {:>12.6}{}",
                     task.task,
-                    format!("hosted {}", task.model),
+                    model,
                     task.items.len(),
                     task.score,
                     task.seconds / items as f64,
@@ -474,24 +506,20 @@ impl Report {
             ));
         }
         for comparison in &self.comparisons {
-            let times = |ratio: Option<f64>| {
-                ratio.map_or("n/a".to_string(), |r| {
-                    if r < 10.0 {
-                        format!("{r:.2}x")
-                    } else {
-                        format!("{r:.0}x")
-                    }
-                })
-            };
             lines.push(format!(
-                "{}: small {:.3} vs hosted {:.3} {} (difference {:+.3}); hosted uses {} the energy and {} the carbon per query",
+                "{} over {} items both answered: small {:.3} vs hosted {:.3} {} (small minus hosted {:+.3}); \
+                 the hosted model uses {} the energy and {} the carbon per query, or {} and {} once the \
+                 small model's one-off costs are spread in",
                 comparison.task,
+                comparison.items_compared,
                 comparison.small_score,
                 comparison.hosted_score,
                 comparison.metric,
                 comparison.difference,
                 times(comparison.energy_ratio),
                 times(comparison.carbon_ratio),
+                times(comparison.energy_ratio_with_one_off),
+                times(comparison.carbon_ratio_with_one_off),
             ));
         }
         if let Some(hosted) = &self.hosted {
@@ -552,7 +580,7 @@ impl Report {
                         } else {
                             format!("{r:.0}")
                         };
-                        format!(", {ratio}x the small model's Wh/item with one-off costs spread in")
+                        format!(", {ratio}x the small model's Wh/item on the first task, one-off costs spread in")
                     })
                     .unwrap_or_default()
             ));

@@ -310,12 +310,27 @@ fn cancel_abandons_request_in_flight() {
 
 #[test]
 fn key_over_remote_http_rejected() {
-    let mut remote = settings("ok", "a", false);
-    remote.base_url = "http://example.invalid/v1".into();
-    let Err(error) = HostedClient::new(NativeTransport, remote, CancelFlag::default()) else {
-        panic!("a key over plain http to a remote host was accepted");
-    };
-    assert!(error.to_string().contains("https://"), "{error}");
+    // A name that starts like a loopback address still resolves anywhere.
+    for url in [
+        "http://example.invalid/v1",
+        "http://127.0.0.1.example.invalid/v1",
+        "http://0.0.0.0:8080/v1",
+    ] {
+        let mut remote = settings("ok", "a", false);
+        remote.base_url = url.into();
+        let Err(error) = HostedClient::new(NativeTransport, remote, CancelFlag::default()) else {
+            panic!("a key over plain http to {url} was accepted");
+        };
+        assert!(error.to_string().contains("https://"), "{error}");
+    }
+}
+
+#[test]
+fn streamed_request_with_json_reply() {
+    // The malformed scenario replies to a streamed request with a (broken) JSON body, as a
+    // server that ignores `stream` would; the client reads it as a plain reply.
+    let failure = ask(settings("malformed", "stream", true)).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Malformed);
 }
 
 #[test]
@@ -425,6 +440,8 @@ fn cli_compares_models_on_same_items() {
 
     let comparison = &report["comparisons"][0];
     assert_eq!(comparison["task"], "gsm8k");
+    assert_eq!(comparison["items_compared"], 2);
+    assert!(comparison["energy_ratio_with_one_off"].as_f64().unwrap() > 0.0);
     assert!(comparison["energy_ratio"].as_f64().unwrap() > 0.0);
     assert!(report["hosted_note"].is_null());
 

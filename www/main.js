@@ -287,9 +287,11 @@ function renderTables() {
   }));
 }
 
-// Formats a ratio as "3.2×" below 10 and "42×" above, so a ratio under 1 does not read as 0.
+// Formats a ratio as "3.20×" below 10, "42×" above and with two significant digits
+// below 0.1, so that a small ratio does not read as 0.
 function times(ratio) {
   if (ratio === null || ratio === undefined) return '—';
+  if (ratio < 0.1) return `${number(ratio, 2)}×`;
   return `${ratio < 10 ? fixed(ratio, 2) : fixed(ratio, 0)}×`;
 }
 
@@ -320,8 +322,9 @@ function renderHosted() {
     const row = document.createElement('tr');
     row.append(
       cell(t(`task_${c.task}`)), cell(fixed(c.small_score, 3)), cell(fixed(c.hosted_score, 3)),
-      cell(number(c.small_wh_per_item)), cell(number(c.hosted_wh_per_item.estimate)),
-      cell(times(c.energy_ratio)), cell(times(c.carbon_ratio)),
+      cell(number(c.small_wh_per_item.estimate)), cell(number(c.hosted_wh_per_item.estimate)),
+      cell(`${times(c.energy_ratio)} (${times(c.energy_ratio_with_one_off)})`),
+      cell(`${times(c.carbon_ratio)} (${times(c.carbon_ratio_with_one_off)})`),
     );
     return row;
   }));
@@ -392,8 +395,9 @@ function renderEnergy() {
     }));
     for (const c of report.comparisons) {
       paragraph(t('hostedComparison', {
-        task: t(`task_${c.task}`), small: fixed(c.small_score, 3), hosted: fixed(c.hosted_score, 3),
+        task: t(`task_${c.task}`), items: c.items_compared, small: fixed(c.small_score, 3), hosted: fixed(c.hosted_score, 3),
         energy: times(c.energy_ratio), carbon: times(c.carbon_ratio),
+        energyOneOff: times(c.energy_ratio_with_one_off), carbonOneOff: times(c.carbon_ratio_with_one_off),
       }));
     }
     paragraph(t('hostedPublishedBeside'));

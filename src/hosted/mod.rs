@@ -94,9 +94,39 @@ impl SizeHint {
             Some(active) => Some(active.trim().parse::<f64>().map_err(|_| invalid())?),
             None => None,
         };
-        Ok(SizeHint::Parameters { total, active })
+        let hint = SizeHint::Parameters { total, active };
+        hint.validate()?;
+        Ok(hint)
+    }
+
+    /// Rejects parameter counts that are not positive, above `MAX_PARAMETERS_B`, or with
+    /// more active than total parameters.
+    pub fn validate(&self) -> Result<()> {
+        let SizeHint::Parameters { total, active } = self else {
+            return Ok(());
+        };
+        let plausible = |b: f64| b.is_finite() && b > 0.0 && b <= MAX_PARAMETERS_B;
+        let valid = plausible(*total) && active.is_none_or(|a| plausible(a) && a <= *total);
+        if valid {
+            return Ok(());
+        }
+        let value = match active {
+            Some(active) => format!("{total}:{active}"),
+            None => total.to_string(),
+        };
+        Err(Error::InvalidOption {
+            option: "hosted model size",
+            value,
+            expected: format!(
+                "billions of parameters above 0 and at most {MAX_PARAMETERS_B}, with active at most total                  (47:13 is 47 billion in total, 13 billion active)"
+            ),
+        })
     }
 }
+
+/// Largest parameter count accepted, in billions: above any published model, so that a
+/// count given in units instead of billions (8e9) is caught.
+pub const MAX_PARAMETERS_B: f64 = 10_000.0;
 
 /// Settings of the hosted model: endpoint, key, request parameters, limits and the
 /// inputs of the energy estimate.
@@ -211,8 +241,12 @@ impl Endpoint {
             path = "/v1".into();
         }
 
-        let loopback =
-            host == "localhost" || host == "::1" || host.starts_with("127.") || host == "0.0.0.0";
+        // Only a literal loopback address or `localhost` counts: a name such as
+        // `127.0.0.1.example.com` resolves anywhere.
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback());
         let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
         Ok(Endpoint {
             base: format!("{origin}{path}"),
@@ -272,7 +306,7 @@ impl EstimatePlan {
     /// not list needs a size hint, and the error message shows how to give one.
     pub fn new(settings: &HostedSettings, endpoint: &Endpoint) -> Result<EstimatePlan> {
         let (provider, provider_guessed) = match settings.provider.as_deref().map(str::trim) {
-            Some(p) if !p.is_empty() => (p.to_string(), false),
+            Some(p) if !p.is_empty() => (p.to_ascii_lowercase(), false),
             _ => (
                 endpoint
                     .guess_provider()
@@ -283,12 +317,22 @@ impl EstimatePlan {
         };
         ecologits::provider_defaults(&provider)?;
         let zone = match settings.zone.as_deref().map(str::trim) {
+            // A two-letter code (FR) is looked up in the grid table for its three-letter form.
+            Some(zone) if zone.len() == 2 => {
+                crate::energy::grid::choose_grid(Some(zone), None, None)?
+                    .grid
+                    .code
+                    .to_ascii_uppercase()
+            }
             Some(zone) if !zone.is_empty() => zone.to_ascii_uppercase(),
             _ => ecologits::provider_defaults(&provider)?
                 .datacenter_location
                 .clone(),
         };
         ecologits::electricity_mix(&zone)?;
+        if let Some(hint) = &settings.size {
+            hint.validate()?;
+        }
         let (size, size_from) = match &settings.size {
             Some(SizeHint::Parameters { total, active }) => {
                 let size = ModelSize {
@@ -304,15 +348,26 @@ impl EstimatePlan {
             ),
             None => match ecologits::lookup_model(&provider, &settings.model) {
                 Ok(size) => (size, "model-table".to_string()),
-                Err(Error::InvalidOption { expected, .. }) => {
+                Err(Error::InvalidOption { .. }) => {
+                    let guessed = if provider_guessed {
+                        format!(
+                            " The provider {provider} was guessed from the URL; if the model is one EcoLogits \
+                             lists for another provider, name it with --hosted-provider (openai, mistralai, \
+                             anthropic, google_genai, cohere)."
+                        )
+                    } else {
+                        String::new()
+                    };
                     return Err(Error::InvalidOption {
                         option: "hosted model",
                         value: format!("{provider}/{}", settings.model),
                         expected: format!(
-                            "{expected}. In the CLI: --hosted-size 8 (billions), --hosted-size 47:13 \
-                             (total:active) or --hosted-size openai/gpt-4o-mini; in the page, the size field"
+                            "a model that EcoLogits 0.11.3 lists for {provider}, or its size for the estimate: \
+                             --hosted-size 8 (billions of parameters), --hosted-size 47:13 (total:active for a \
+                             mixture of experts) or --hosted-size openai/gpt-4o-mini (a listed model of the same \
+                             class); in the page, the size field.{guessed}"
                         ),
-                    })
+                    });
                 }
                 Err(other) => return Err(other),
             },
@@ -824,7 +879,11 @@ impl<T: Transport> HostedClient<T> {
             });
         }
 
-        if !stream {
+        // A server that ignores `stream: true` sends one JSON body instead of events.
+        let event_stream = response.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("content-type") && value.contains("text/event-stream")
+        });
+        if !stream || !event_stream {
             let body = read_to_end(&mut response.body, &self.cancel).await?;
             let completion = protocol::parse_completion(&String::from_utf8_lossy(&body))
                 .map_err(AttemptError::Protocol)?;
@@ -973,6 +1032,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("big"));
+    }
+
+    #[test]
+    fn size_hint_rejects_implausible_counts() {
+        for text in ["0", "-1", "1e9", "13:47", "inf"] {
+            let message = SizeHint::parse(text).unwrap_err().to_string();
+            assert!(message.contains("hosted model size"), "{text}: {message}");
+        }
+        assert!(SizeHint::parse("1000").is_ok());
+    }
+
+    #[test]
+    fn zone_and_provider_accept_usual_spellings() {
+        let settings = HostedSettings {
+            base_url: "https://api.openai.com/v1".into(),
+            model: "gpt-4o-mini".into(),
+            provider: Some("OpenAI".into()),
+            zone: Some("fr".into()),
+            ..HostedSettings::default()
+        };
+        let endpoint = Endpoint::parse(&settings.base_url).unwrap();
+        let plan = EstimatePlan::new(&settings, &endpoint).unwrap();
+        assert_eq!(plan.provider, "openai");
+        assert_eq!(plan.zone, "FRA");
     }
 
     #[test]
