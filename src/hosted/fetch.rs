@@ -79,6 +79,8 @@ impl Transport for FetchTransport {
         init.set_credentials(web_sys::RequestCredentials::Omit);
         init.set_headers(&headers);
         init.set_body(&JsValue::from_str(&request.body));
+        // NOTE: a request the client abandons (cancel) is not aborted here; the browser
+        // keeps it open until the server finishes or this timeout fires.
         let timeout =
             web_sys::AbortSignal::timeout_with_u32(request.timeout_ms.min(u32::MAX as u64) as u32);
         init.set_signal(Some(&timeout));

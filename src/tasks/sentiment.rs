@@ -26,12 +26,23 @@ pub fn prompt(text: &str) -> String {
     format!("Is the sentiment of this review positive or negative? Answer with one word.\n\nReview: {text}")
 }
 
-/// Reads a chat model's answer: the first of "positive" or "negative" it mentions,
-/// in any case; `None` when it names neither.
+/// Reads a chat model's reply: the first of "positive" or "negative" it mentions, in
+/// any case. Returns `None` when it names neither, or calls the review neutral or mixed
+/// before naming one ("neutral, as it does not convey a negative opinion").
 pub fn parse_label(output: &str) -> Option<u8> {
     let lower = output.to_lowercase();
     let positive = lower.find("positive");
     let negative = lower.find("negative");
+    let first_label = positive.into_iter().chain(negative).min();
+    let hedge = ["neutral", "mixed"]
+        .iter()
+        .filter_map(|word| lower.find(word))
+        .min();
+    if let (Some(hedge), Some(label)) = (hedge, first_label) {
+        if hedge < label {
+            return None;
+        }
+    }
     match (negative, positive) {
         (Some(n), Some(p)) => Some(if p < n { 1 } else { 0 }),
         (Some(_), None) => Some(0),
@@ -50,5 +61,10 @@ mod tests {
         assert_eq!(parse_label("negative, not positive"), Some(0));
         assert_eq!(parse_label("It is POSITIVE rather than negative"), Some(1));
         assert_eq!(parse_label("neutral"), None);
+        assert_eq!(
+            parse_label("The sentiment is neutral, as it does not convey a negative opinion"),
+            None
+        );
+        assert_eq!(parse_label("Negative, not neutral"), Some(0));
     }
 }
