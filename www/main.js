@@ -41,14 +41,24 @@ let worker = null;
 let nextId = 1;
 const pending = new Map();
 
+// Settles when the current worker has loaded the wasm module; every other request waits
+// for it, so that a request sent right after a restart never reaches an engine that is
+// still loading.
+let workerReady = Promise.resolve();
+
 function startWorker() {
   worker = new Worker('worker.js', { type: 'module' });
   worker.onmessage = ({ data }) => onWorkerMessage(data);
   worker.onerror = (event) => showError(event.message || 'worker failed to start');
-  return request('init');
+  workerReady = send('init');
+  return workerReady;
 }
 
 function request(type, payload = {}) {
+  return workerReady.then(() => send(type, payload));
+}
+
+function send(type, payload = {}) {
   const id = nextId++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
