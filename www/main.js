@@ -41,9 +41,8 @@ let worker = null;
 let nextId = 1;
 const pending = new Map();
 
-// Settles when the current worker has loaded the wasm module; every other request waits
-// for it, so that a request sent right after a restart never reaches an engine that is
-// still loading.
+// Settles when the current worker has loaded the wasm module. Every other request waits
+// for it, so a request sent right after a restart never reaches a loading engine.
 let workerReady = Promise.resolve();
 
 function startWorker() {
