@@ -675,7 +675,7 @@ pub async fn run_humaneval<E: CodeExecutor>(
 }
 
 /// Asks a chat model (the hosted one) for each sentence's sentiment in one word and
-/// scores it against the label; a reply naming neither label counts as wrong.
+/// scores it against the label. A reply naming neither label counts as wrong.
 pub async fn run_sentiment_prompted(
     responder: &impl Responder,
     items: &[SentimentItem],
@@ -699,7 +699,7 @@ pub async fn run_sentiment_prompted(
             continue;
         };
         let predicted = sentiment::parse_label(&reply.text);
-        // An unparsable answer is scored as the wrong label for macro-F1.
+        // An unparsable reply is scored as the wrong label for macro-F1.
         predictions.push(predicted.unwrap_or(1 - item.label));
         truth.push(item.label);
         let record = reply_record(
@@ -1282,8 +1282,8 @@ pub struct RunParts {
 /// The note a report carries when no hosted model was configured.
 pub const NO_HOSTED_NOTE: &str = "no hosted model was configured, so there is no live baseline: the published per-prompt figures below stand in for one, and they were not measured on these prompts";
 
-/// Sets each task that both models answered side by side, per query and over the items
-/// both answered, with and without the small model's one-off costs.
+/// Compares the two models on each task both ran, per query and over the items both
+/// replied to, with and without the small model's one-off costs.
 fn compare(
     small: &[TaskResult],
     hosted: Option<&crate::report::HostedRun>,

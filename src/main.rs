@@ -577,12 +577,11 @@ mod cli {
         let cancel = cancel_on_interrupt();
         let hosted = match &args.hosted {
             Some(settings) => {
-                let client = seedling::hosted::HostedClient::new(
+                let (client, plan) = seedling::hosted::connect(
                     seedling::hosted::native::NativeTransport,
-                    settings.clone(),
+                    settings,
                     cancel.clone(),
                 )?;
-                let plan = seedling::hosted::EstimatePlan::new(settings, client.endpoint())?;
                 if plan.provider_guessed {
                     eprintln!(
                         "note: the hosted estimate uses EcoLogits' {} datacenter figures ({}); set --hosted-provider to choose",

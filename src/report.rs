@@ -193,7 +193,7 @@ pub struct HostedRun {
 pub struct TaskComparison {
     pub task: String,
     pub metric: String,
-    /// Items both models answered; the scores are means over these only.
+    /// Items both models replied to. The scores are means over these only.
     pub items_compared: usize,
     pub small_score: f64,
     pub hosted_score: f64,
@@ -297,7 +297,7 @@ pub struct Report {
     pub hosted_reference: Vec<Contrast>,
     /// The live hosted baseline, when one was configured.
     pub hosted: Option<HostedRun>,
-    /// Each task that both models answered, side by side.
+    /// Per-task comparison of the two models, for each task both ran.
     pub comparisons: Vec<TaskComparison>,
     /// Set when no hosted model was configured: the published figures stand in for it.
     pub hosted_note: Option<String>,

@@ -434,17 +434,14 @@ impl Engine {
         *self.cancel.borrow_mut() = cancel.clone();
         // Check the hosted settings and the estimate's inputs before any model work.
         let hosted = match &request.hosted {
-            Some(settings) => {
-                let client = crate::hosted::HostedClient::new(
+            Some(settings) => Some(
+                crate::hosted::connect(
                     crate::hosted::fetch::FetchTransport,
-                    settings.clone(),
+                    settings,
                     cancel.clone(),
                 )
-                .map_err(js_error)?;
-                let plan = crate::hosted::EstimatePlan::new(settings, client.endpoint())
-                    .map_err(js_error)?;
-                Some((client, plan))
-            }
+                .map_err(js_error)?,
+            ),
             None => None,
         };
         Ok(wasm_bindgen_futures::future_to_promise(async move {

@@ -1,15 +1,8 @@
 //! The native binary end to end: `seedling eval`, `embed` and `generate` on the default files.
 
-use std::process::Command;
+mod common;
 
-fn seedling() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_seedling"));
-    // The grid is guessed from LANG when --grid is absent; tests set it themselves.
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LANG");
-    command
-}
+use common::{eval_report, seedling};
 
 #[test]
 fn eval_writes_report_with_scores_and_energy() {
@@ -191,21 +184,6 @@ fn generate_reports_missing_url_clearly() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("missing.gguf"), "{stderr}");
     assert!(stderr.contains("404"), "{stderr}");
-}
-
-fn eval_report(args: &[&str]) -> (std::process::Output, Option<serde_json::Value>) {
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let output = seedling()
-        .arg("eval")
-        .args(args)
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let report = std::fs::read(out.path())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    (output, report)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use seedling::backend::cpu::CpuBackend;
 use seedling::models::bert::SentenceEncoder;
@@ -67,4 +68,33 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
+}
+
+/// Returns the `seedling` binary, run from the repository root. LANG and
+/// SEEDLING_API_KEY are removed so that no test guesses its grid from the machine's
+/// locale or sends a key it did not set.
+pub fn seedling() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_seedling"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LANG")
+        .env_remove("SEEDLING_API_KEY");
+    command
+}
+
+/// Runs `seedling eval` with `args` and a temporary report path, and returns the
+/// output and the report, if one was written.
+pub fn eval_report(args: &[&str]) -> (std::process::Output, Option<serde_json::Value>) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let output = seedling()
+        .arg("eval")
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    (output, report)
 }

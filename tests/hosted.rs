@@ -3,6 +3,8 @@
 //! and the OpenAI-compatible server of llama-cpp-python (llama.cpp's Python bindings),
 //! which `./build.sh test` starts and names in `SEEDLING_LLAMA_SERVER_URL`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -327,8 +329,8 @@ fn key_over_remote_http_rejected() {
 
 #[test]
 fn streamed_request_with_json_reply() {
-    // The malformed scenario replies to a streamed request with a (broken) JSON body, as a
-    // server that ignores `stream` would; the client reads it as a plain reply.
+    // The malformed scenario replies to a streamed request with a broken JSON body, as a
+    // server that ignores `stream` would. The client reads it as a plain reply.
     let failure = ask(settings("malformed", "stream", true)).unwrap_err();
     assert_eq!(failure.kind, FailureKind::Malformed);
 }
@@ -367,29 +369,11 @@ fn requests_run_concurrently_to_limit() {
 
 // --- The CLI against the fault server ------------------------------------------------
 
-fn seedling() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_seedling"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LANG")
-        .env_remove("SEEDLING_API_KEY");
-    command
-}
-
+/// Runs `seedling eval` on the French grid with short generations, plus `args`.
 fn eval_report(args: &[&str]) -> (std::process::Output, Option<serde_json::Value>) {
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let output = seedling()
-        .arg("eval")
-        .args(["--grid", "FRA", "--max-new-tokens", "12"])
-        .args(args)
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let report = std::fs::read(out.path())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    (output, report)
+    let mut all = vec!["--grid", "FRA", "--max-new-tokens", "12"];
+    all.extend_from_slice(args);
+    common::eval_report(&all)
 }
 
 #[test]
@@ -560,7 +544,7 @@ fn cli_unlisted_model_requires_size() {
 fn cli_never_prints_or_stores_key() {
     let url = format!("{}/unauthorized/key/v1", fault_server());
     let out = tempfile::NamedTempFile::new().unwrap();
-    let output = seedling()
+    let output = common::seedling()
         .env("SEEDLING_API_KEY", TEST_KEY)
         .env("RUST_LOG", "trace")
         .args([

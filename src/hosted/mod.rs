@@ -401,6 +401,18 @@ impl EstimatePlan {
     }
 }
 
+/// Builds the client and settles its estimate plan, so that every setting is checked
+/// before the first request or any model work.
+pub fn connect<T: Transport>(
+    transport: T,
+    settings: &HostedSettings,
+    cancel: CancelFlag,
+) -> Result<(HostedClient<T>, EstimatePlan)> {
+    let client = HostedClient::new(transport, settings.clone(), cancel)?;
+    let plan = EstimatePlan::new(settings, client.endpoint())?;
+    Ok((client, plan))
+}
+
 /// The kind of failure that ends a hosted request. The page translates messages by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -132,9 +132,14 @@ pub fn excerpt(text: &str, limit: usize) -> String {
 /// `{"error": "…"}`, FastAPI's `{"detail"}` or `{"message"}`. Falls back to the start of
 /// the body.
 pub fn error_message(body: &str) -> String {
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
-        return excerpt(body.trim(), 200);
-    };
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|value| message_in(&value))
+        .unwrap_or_else(|| excerpt(body.trim(), 200))
+}
+
+/// Finds the message in a parsed error object, in the shapes `error_message` lists.
+fn message_in(value: &Value) -> Option<String> {
     let candidates = [
         value.pointer("/error/message"),
         value.get("error"),
@@ -143,12 +148,19 @@ pub fn error_message(body: &str) -> String {
     ];
     for candidate in candidates.into_iter().flatten() {
         match candidate {
-            Value::String(text) => return excerpt(text, 300),
+            Value::String(text) => return Some(excerpt(text, 300)),
             Value::Null | Value::Object(_) => continue,
-            other => return excerpt(&other.to_string(), 300),
+            other => return Some(excerpt(&other.to_string(), 300)),
         }
     }
-    excerpt(body.trim(), 200)
+    None
+}
+
+/// Returns the server error that a 200 reply or a streamed event carries, if any.
+fn embedded_error(value: &Value) -> Option<ProtocolError> {
+    let error = value.get("error").filter(|error| !error.is_null())?;
+    let message = message_in(value).unwrap_or_else(|| excerpt(&error.to_string(), 300));
+    Some(ProtocolError::ServerError(message))
 }
 
 /// Parses a plain (not streamed) chat-completion body.
@@ -156,10 +168,8 @@ pub fn parse_completion(body: &str) -> Result<Completion, ProtocolError> {
     let value: Value = serde_json::from_str(body).map_err(|error| {
         ProtocolError::Malformed(format!("{error} in {:?}", excerpt(body, 120)))
     })?;
-    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-        return Err(ProtocolError::ServerError(error_message(
-            &json!({ "error": error }).to_string(),
-        )));
+    if let Some(error) = embedded_error(&value) {
+        return Err(error);
     }
     let choice = value
         .get("choices")
@@ -303,10 +313,8 @@ fn parse_event(data: &str) -> Result<Delta, ProtocolError> {
             excerpt(data, 120)
         ))
     })?;
-    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-        return Err(ProtocolError::ServerError(error_message(
-            &json!({ "error": error }).to_string(),
-        )));
+    if let Some(error) = embedded_error(&value) {
+        return Err(error);
     }
     let choice = value.get("choices").and_then(|c| c.get(0));
     Ok(Delta {
