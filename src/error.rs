@@ -83,6 +83,27 @@ pub enum Error {
     #[error("I/O error on {path}: {error}")]
     Io { path: String, error: std::io::Error },
 
+    /// No GPU could be used; the CPU path can run instead.
+    #[error("no usable GPU: {reason}. Use the CPU back end (--backend cpu, or CPU in the page)")]
+    GpuUnavailable { reason: String },
+
+    /// The GPU device went away during the work (driver reset, device destroyed, tab in the background too long).
+    #[error("the GPU device was lost ({reason}); the remaining work can run on the CPU back end")]
+    GpuDeviceLost { reason: String },
+
+    /// A buffer the model needs exceeds what the GPU allows.
+    #[error("{what} needs {needed} bytes in one GPU buffer, but {adapter} allows {available}; use the CPU back end or a smaller model")]
+    GpuLimit {
+        what: String,
+        needed: u64,
+        available: u64,
+        adapter: String,
+    },
+
+    /// The GPU reported an error that is not a lost device.
+    #[error("GPU error: {message}")]
+    Gpu { message: String },
+
     /// The run was cancelled by the caller; results finished before it are kept.
     #[error("cancelled")]
     Cancelled,

@@ -10,7 +10,10 @@
 //! Shapes use the names `b` (batch), `t` (sequence), `h` (heads), `d` (head size)
 //! and `c` (channels, `h * d`).
 
+pub mod auto;
+pub mod conformance;
 pub mod cpu;
+pub mod gpu;
 
 use candle_core::quantized::QTensor;
 
@@ -124,4 +127,28 @@ pub trait Backend {
     /// Asynchronous because a GPU readback must wait for the device without
     /// blocking a browser thread; the CPU backend returns at once.
     fn read(&self, x: &Self::Tensor) -> impl std::future::Future<Output = Result<Vec<f32>>>;
+
+    /// Called with an error a model's forward pass returned: when the backend can move
+    /// the work elsewhere (a lost GPU device to the CPU), it does so and returns true,
+    /// and the model runs the pass again from its inputs.
+    fn recover(&self, _error: &crate::error::Error) -> bool {
+        false
+    }
+}
+
+/// The rotary embedding's cos and sin tables, `[seq, head_dim / 2]` each, for positions
+/// `offset..offset + seq`; both backends use these same f32 values.
+pub fn rope_tables(seq: usize, head_dim: usize, offset: usize, base: f32) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let mut cos = vec![0f32; seq * half];
+    let mut sin = vec![0f32; seq * half];
+    for t in 0..seq {
+        for i in 0..half {
+            let inverse_frequency = base.powf(-(2.0 * i as f32) / head_dim as f32);
+            let angle = (offset + t) as f32 * inverse_frequency;
+            cos[t * half + i] = angle.cos();
+            sin[t * half + i] = angle.sin();
+        }
+    }
+    (cos, sin)
 }

@@ -191,16 +191,7 @@ impl Backend for CpuBackend {
     fn rope(&self, x: &Tensor, offset: usize, base: f32) -> Result<Tensor> {
         let (batch, heads, seq, head_dim) = x.dims4()?;
         let half = head_dim / 2;
-        let mut cos = vec![0f32; seq * half];
-        let mut sin = vec![0f32; seq * half];
-        for t in 0..seq {
-            for i in 0..half {
-                let inverse_frequency = base.powf(-(2.0 * i as f32) / head_dim as f32);
-                let angle = (offset + t) as f32 * inverse_frequency;
-                cos[t * half + i] = angle.cos();
-                sin[t * half + i] = angle.sin();
-            }
-        }
+        let (cos, sin) = super::rope_tables(seq, head_dim, offset, base);
 
         let mut values = x.flatten_all()?.to_vec1::<f32>()?;
         for row in values.chunks_exact_mut(head_dim).enumerate() {

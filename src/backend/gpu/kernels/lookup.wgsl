@@ -1,0 +1,13 @@
+// Embedding lookup in a block-quantized table: out[r, :] = dequantized row ids[r].
+struct Params { n: u32, columns: u32 }
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    out[i] = weight(ids[i / p.columns], i % p.columns, p.columns);
+}
