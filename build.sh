@@ -62,6 +62,11 @@ ensure_chromium() {
     command -v chromium >/dev/null || apt_install chromium
 }
 
+# Mesa's lavapipe: a Vulkan GPU in software, so the GPU kernels are tested on machines without one.
+ensure_software_vulkan() {
+    ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || apt_install mesa-vulkan-drivers libvulkan1
+}
+
 LLAMA_VENV=.cache/venv-llama
 LLAMA_CPP_PYTHON=0.3.36
 
@@ -175,11 +180,15 @@ command_test() {
     local started=$SECONDS
     build_all
     ensure_chromium
+    ensure_software_vulkan
     ensure_llama_server
     trap stop_servers EXIT
     start_llama_server
-    # The hosted-LLM tests fail, rather than skip, without the server.
-    export SEEDLING_REQUIRE_LLAMA_SERVER=1
+    # The hosted-LLM tests fail, rather than skip, without the server; the GPU tests
+    # likewise without an adapter (lavapipe at least).
+    export SEEDLING_REQUIRE_LLAMA_SERVER=1 SEEDLING_REQUIRE_GPU=1
+    # Vulkan loaders warn on every start without it.
+    export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 
     local native_log browser_log
     native_log=$(mktemp)

@@ -275,6 +275,7 @@ fn reply_record(
         detail: None,
         metrics: Default::default(),
         hosted: reply.hosted,
+        backend: None,
     }
 }
 
@@ -354,6 +355,7 @@ impl Scored {
             failures: self.failures,
             items: self.records,
             user_data: false,
+            backend: String::new(),
         }
     }
 }
@@ -819,6 +821,7 @@ pub async fn run_sentiment<B: Backend>(
             detail: None,
             metrics: Default::default(),
             hosted: None,
+            backend: None,
         };
         on_item(&record);
         records.push(record);
@@ -840,6 +843,7 @@ pub async fn run_sentiment<B: Backend>(
         planned_items: items.len(),
         failures: Vec::new(),
         user_data: false,
+        backend: String::new(),
     };
     let interval = wilson(correct, truth.len());
     result.interval = Some((interval.low, interval.high));
@@ -912,6 +916,31 @@ pub struct Loaded<B: Backend> {
     pub sentiment_head: Option<(LinearHead, FileRecord)>,
     /// The training energy recorded with each loaded head, by head name.
     pub head_training: Vec<(String, crate::energy::Band)>,
+}
+
+impl<B: Backend> Loaded<B> {
+    /// Where the models compute right now (`webgpu` or `cpu`).
+    pub fn backend_name(&self) -> &'static str {
+        match (&self.llm, &self.encoder) {
+            (Some((llm, _)), _) => llm.backend().name(),
+            (None, Some((encoder, _))) => encoder.backend().name(),
+            (None, None) => "cpu",
+        }
+    }
+}
+
+/// Names where a task's items ran: one backend, or the item from which a second took over.
+fn backend_summary(names: &[&'static str]) -> String {
+    let Some(first) = names.first() else {
+        return String::new();
+    };
+    let mut summary = first.to_string();
+    for (index, pair) in names.windows(2).enumerate() {
+        if pair[0] != pair[1] {
+            summary.push_str(&format!(", then {} from item {}", pair[1], index + 2));
+        }
+    }
+    summary
 }
 
 impl<B: Backend> Default for Loaded<B> {
@@ -1101,9 +1130,13 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor, T: Transport>(
         let total = prepared.items.len();
         let mut done = 0;
         observer.task_started(task_name);
+        let mut item_backends: Vec<&'static str> = Vec::new();
         let mut on_item = |record: &ItemRecord| {
             done += 1;
-            let value = serde_json::to_value(record).unwrap_or_default();
+            let backend = loaded.backend_name();
+            item_backends.push(backend);
+            let mut value = serde_json::to_value(record).unwrap_or_default();
+            value["backend"] = backend.into();
             observer.item(task_name, done, total, &value);
         };
         let llm = || {
@@ -1186,6 +1219,10 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor, T: Transport>(
         };
         observer.task_finished(task_name, &mut result.energy);
         result.user_data = prepared.user_file;
+        for (record, backend) in result.items.iter_mut().zip(&item_backends) {
+            record.backend = Some(backend.to_string());
+        }
+        result.backend = backend_summary(&item_backends);
         results.push(result);
 
         let (Some(baseline), Some(responder)) = (&hosted, &hosted_model) else {
@@ -1226,6 +1263,7 @@ pub async fn run_tasks<B: Backend, E: CodeExecutor, T: Transport>(
         }
         let mut hosted_result =
             scored.into_hosted_result(baseline.client.settings().model.clone(), baseline.plan);
+        hosted_result.backend = "hosted".into();
         hosted_result.user_data = prepared.user_file;
         hosted_results.push(hosted_result);
     }
@@ -1411,4 +1449,19 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
         cancelled: parts.cancelled,
         one_off,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_summary_names_the_item_where_the_cpu_took_over() {
+        assert_eq!(backend_summary(&[]), "");
+        assert_eq!(backend_summary(&["webgpu", "webgpu"]), "webgpu");
+        assert_eq!(
+            backend_summary(&["webgpu", "webgpu", "cpu", "cpu"]),
+            "webgpu, then cpu from item 3"
+        );
+    }
 }

@@ -16,6 +16,9 @@ mod cli {
 
     use anyhow::{bail, Context};
     use clap::{Parser, Subcommand};
+    use seedling::backend::auto::AutoBackend;
+    use seedling::backend::gpu::{GpuBackend, GpuOptions};
+    use seedling::backend::Backend;
     use seedling::eval::{self, EvalSettings};
     use seedling::models::llama::GenerateOptions;
     use seedling::models::sampling::Sampling;
@@ -32,6 +35,11 @@ mod cli {
         /// Repository root holding models/ and data/ (found from the current folder by default).
         #[arg(long, global = true)]
         root: Option<PathBuf>,
+        /// Where the models compute: auto (a hardware GPU when there is one, else the
+        /// CPU), gpu (any GPU adapter, software renderers included; fails without one)
+        /// or cpu.
+        #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "gpu", "cpu"])]
+        backend: String,
         #[command(subcommand)]
         command: Command,
     }
@@ -92,6 +100,16 @@ mod cli {
             /// Folder for <task>.safetensors and <task>.json.
             #[arg(long, default_value = "models/heads")]
             out: PathBuf,
+        },
+        /// Check every GPU kernel against the CPU path and time both (software
+        /// adapters included, and labelled as such).
+        Kernels {
+            /// Timed calls per kernel and backend after one warm-up; the median is printed.
+            #[arg(long, default_value_t = 5)]
+            iterations: usize,
+            /// Also write the results as JSON to this file.
+            #[arg(long)]
+            json: Option<PathBuf>,
         },
         /// Run the main job and write a JSON report.
         Eval {
@@ -280,6 +298,28 @@ mod cli {
         }
     }
 
+    /// Opens the backend `choice` names; `auto` falls back to the CPU and says why.
+    fn open_backend(choice: &str) -> anyhow::Result<AutoBackend> {
+        if choice == "cpu" {
+            return Ok(AutoBackend::cpu());
+        }
+        let options = GpuOptions {
+            allow_software: choice == "gpu",
+            ..Default::default()
+        };
+        match pollster::block_on(GpuBackend::new(&options)) {
+            Ok(gpu) => {
+                tracing::info!(adapter = %gpu.adapter().describe(), "running on the GPU");
+                Ok(AutoBackend::gpu(gpu))
+            }
+            Err(error) if choice == "auto" => {
+                tracing::info!("running on the CPU: {error}");
+                Ok(AutoBackend::cpu())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     fn run(cli: Cli) -> anyhow::Result<()> {
         match &cli.command {
             Command::Embed {
@@ -287,9 +327,10 @@ mod cli {
                 model,
                 max_length,
             } => {
+                let backend = open_backend(&cli.backend)?;
                 let mut encoder = match model {
-                    Some(source) => native::load_encoder_from(source)?,
-                    None => Defaults::open(&root(&cli.root)?)?.encoder()?.0,
+                    Some(source) => native::load_encoder_from(source, backend)?,
+                    None => Defaults::open(&root(&cli.root)?)?.encoder_on(backend)?.0,
                 };
                 if let Some(max_length) = max_length {
                     encoder.set_max_length(*max_length)?;
@@ -326,9 +367,10 @@ mod cli {
                 if !(temperature.is_finite() && *temperature >= 0.0) {
                     bail!("invalid --temperature {temperature}: use 0 for greedy decoding or a positive number");
                 }
+                let backend = open_backend(&cli.backend)?;
                 let llm = match model {
-                    Some(source) => native::load_llm_from(source, sha256.as_deref())?,
-                    None => Defaults::open(&root(&cli.root)?)?.llm()?.0,
+                    Some(source) => native::load_llm_from(source, sha256.as_deref(), backend)?,
+                    None => Defaults::open(&root(&cli.root)?)?.llm_on(backend)?.0,
                 };
                 let rendered = if *raw {
                     prompt.clone()
@@ -397,6 +439,47 @@ mod cli {
                     out.display()
                 );
             }
+            Command::Kernels { iterations, json } => {
+                let gpu = pollster::block_on(GpuBackend::new(&GpuOptions {
+                    allow_software: true,
+                    ..Default::default()
+                }))?;
+                let adapter = gpu.adapter().clone();
+                let checks = pollster::block_on(seedling::backend::conformance::check_kernels(
+                    &gpu,
+                    false,
+                    *iterations,
+                ))?;
+                println!("adapter: {}", adapter.describe());
+                if adapter.software {
+                    println!("software rendering: GPU timings are a CPU emulating a GPU");
+                }
+                println!(
+                    "{:<30} {:<38} {:>9} {:>9} {:>9} {:>7}",
+                    "kernel", "shape", "error", "cpu ms", "gpu ms", "ok"
+                );
+                let ms = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+                for check in &checks {
+                    println!(
+                        "{:<30} {:<38} {:>9.1e} {:>9} {:>9} {:>7}",
+                        check.kernel,
+                        check.shape,
+                        check.error,
+                        ms(check.cpu_ms),
+                        ms(check.gpu_ms),
+                        if check.passed { "yes" } else { "NO" }
+                    );
+                }
+                if let Some(path) = json {
+                    let value = serde_json::json!({ "adapter": adapter, "checks": checks });
+                    std::fs::write(path, serde_json::to_string_pretty(&value)?)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                let failed = checks.iter().filter(|c| !c.passed).count();
+                if failed > 0 {
+                    bail!("{failed} kernels differ from the CPU path beyond their tolerance");
+                }
+            }
             Command::Eval {
                 tasks,
                 limit,
@@ -422,6 +505,7 @@ mod cli {
                     grid: grid.as_deref(),
                     out,
                     hosted: hosted.settings(*max_new_tokens)?,
+                    backend: &cli.backend,
                 };
                 run_eval(&root(&cli.root)?, args)?;
             }
@@ -518,6 +602,7 @@ mod cli {
         grid: Option<&'a str>,
         out: &'a std::path::Path,
         hosted: Option<seedling::hosted::HostedSettings>,
+        backend: &'a str,
     }
 
     fn run_eval(root: &std::path::Path, args: EvalArgs<'_>) -> anyhow::Result<()> {
@@ -627,12 +712,13 @@ mod cli {
             data.insert(task.clone(), files);
         }
 
+        let backend = open_backend(args.backend)?;
         let mut loaded = eval::Loaded::default();
         let needs = |which: fn((bool, bool, bool)) -> bool| {
             tasks.iter().any(|t| which(eval::models_needed(t)))
         };
         if needs(|n| n.0) {
-            let (encoder, files) = defaults.encoder()?;
+            let (encoder, files) = defaults.encoder_on(backend.clone())?;
             loaded.encoder = Some((
                 encoder,
                 ModelRecord {
@@ -644,7 +730,7 @@ mod cli {
         // The chat model's tokenizer also counts a hosted reply's tokens when the server
         // reports no usage.
         if needs(|n| n.1) || hosted.is_some() {
-            let (llm, record) = defaults.llm()?;
+            let (llm, record) = defaults.llm_on(backend.clone())?;
             loaded.llm = Some((
                 llm,
                 ModelRecord {
@@ -702,7 +788,9 @@ mod cli {
         let executor = seedling::sandbox::PythonProcess::default();
         let runtime = Runtime {
             target: "native".into(),
-            backend: "cpu".into(),
+            backend: backend.name().into(),
+            adapter: backend.adapter().map(|a| a.describe()),
+            fell_back: None,
             threads_used: threads as f64,
             device_threads: threads,
             user_agent: None,
@@ -728,6 +816,10 @@ mod cli {
         ))?;
         if report.cancelled {
             eprintln!("cancelled: the report keeps the items that finished");
+        }
+        report.runtime.fell_back = backend.fell_back();
+        if let Some(reason) = &report.runtime.fell_back {
+            eprintln!("warning: the GPU device was lost ({reason}); the run finished on the CPU, and each task's backend says from which item");
         }
         if let Some(hosted) = &report.hosted {
             let failed: usize = hosted.tasks.iter().map(|task| task.failures.len()).sum();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::integrity::verify_sha256;
 use crate::manifest::{defaults, Manifest};
@@ -122,6 +123,14 @@ impl Defaults {
     }
 
     pub fn encoder(&self) -> Result<(SentenceEncoder<CpuBackend>, Vec<FileRecord>)> {
+        self.encoder_on(CpuBackend::new())
+    }
+
+    /// The default encoder, its weights placed by `backend`.
+    pub fn encoder_on<B: Backend>(
+        &self,
+        backend: B,
+    ) -> Result<(SentenceEncoder<B>, Vec<FileRecord>)> {
         let (weights, weights_record) = self.model_file(defaults::MINILM_WEIGHTS)?;
         let (tokenizer, tokenizer_record) = self.model_file(defaults::MINILM_TOKENIZER)?;
         let (config, config_record) = self.model_file(defaults::MINILM_CONFIG)?;
@@ -132,7 +141,7 @@ impl Defaults {
             config_json: &config,
             sentence_config_json: Some(&sentence),
         };
-        let encoder = SentenceEncoder::load(CpuBackend::new(), files, defaults::MINILM_WEIGHTS)?;
+        let encoder = SentenceEncoder::load(backend, files, defaults::MINILM_WEIGHTS)?;
         Ok((
             encoder,
             vec![
@@ -145,9 +154,14 @@ impl Defaults {
     }
 
     pub fn llm(&self) -> Result<(CausalLm<CpuBackend>, FileRecord)> {
+        self.llm_on(CpuBackend::new())
+    }
+
+    /// The default chat model, its weights placed by `backend`.
+    pub fn llm_on<B: Backend>(&self, backend: B) -> Result<(CausalLm<B>, FileRecord)> {
         let (bytes, record) = self.model_file(defaults::SMOLLM2_GGUF)?;
         Ok((
-            CausalLm::load(CpuBackend::new(), &bytes, defaults::SMOLLM2_GGUF)?,
+            CausalLm::load(backend, &bytes, defaults::SMOLLM2_GGUF)?,
             record,
         ))
     }
@@ -155,7 +169,7 @@ impl Defaults {
 
 /// Loads a sentence-transformers folder from a local folder or a base URL; files
 /// other than the weights, tokenizer and config are optional.
-pub fn load_encoder_from(source: &str) -> Result<SentenceEncoder<CpuBackend>> {
+pub fn load_encoder_from<B: Backend>(source: &str, backend: B) -> Result<SentenceEncoder<B>> {
     let join = |name: &str| format!("{}/{name}", source.trim_end_matches('/'));
     let weights = read_source(&join("model.safetensors"))?;
     let tokenizer = read_source(&join("tokenizer.json"))?;
@@ -167,14 +181,18 @@ pub fn load_encoder_from(source: &str) -> Result<SentenceEncoder<CpuBackend>> {
         config_json: &config,
         sentence_config_json: sentence.as_deref(),
     };
-    SentenceEncoder::load(CpuBackend::new(), files, &join("model.safetensors"))
+    SentenceEncoder::load(backend, files, &join("model.safetensors"))
 }
 
 /// Loads a GGUF file from a local path or URL, checking its SHA-256 when one is given.
-pub fn load_llm_from(source: &str, sha256: Option<&str>) -> Result<CausalLm<CpuBackend>> {
+pub fn load_llm_from<B: Backend>(
+    source: &str,
+    sha256: Option<&str>,
+    backend: B,
+) -> Result<CausalLm<B>> {
     let bytes = read_source(source)?;
     if let Some(expected) = sha256 {
         verify_sha256(source, &bytes, expected)?;
     }
-    CausalLm::load(CpuBackend::new(), &bytes, source)
+    CausalLm::load(backend, &bytes, source)
 }

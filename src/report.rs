@@ -22,12 +22,19 @@ pub struct ModelRecord {
 }
 
 /// The platform and backend of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Runtime {
     /// `wasm32` in the browser, `native` for the CLI.
     pub target: String,
-    /// Backend that produced the numbers, e.g. `cpu`.
+    /// Backend the run started on: `webgpu` or `cpu`.
     pub backend: String,
+    /// The GPU adapter, when the run started on one (name, API, software or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Why the run moved from the GPU to the CPU, when it did; each task's `backend`
+    /// and each item's say where the move fell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fell_back: Option<String>,
     pub threads_used: f64,
     pub device_threads: usize,
     pub user_agent: Option<String>,
@@ -59,6 +66,9 @@ pub struct ItemRecord {
     /// The request's details when the reply came from a hosted model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosted: Option<HostedItem>,
+    /// The small model's backend for this item: `webgpu` or `cpu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 /// One hosted request: how it went and its EcoLogits estimate.
@@ -171,6 +181,9 @@ pub struct TaskResult<E = DeviceEnergy> {
     pub failures: Vec<ItemFailure>,
     /// The items came from the user's own file rather than the default data set.
     pub user_data: bool,
+    /// Where the items ran: `webgpu`, `cpu`, `hosted`, or a move such as
+    /// `webgpu, then cpu from item 4` after the GPU device was lost.
+    pub backend: String,
 }
 
 /// The hosted model's answers to the same items, with the same prompts and scorers.

@@ -183,6 +183,10 @@ impl<B: Backend> SentenceEncoder<B> {
         Ok(encoder)
     }
 
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     pub fn config(&self) -> &BertConfig {
         &self.config
     }
@@ -268,6 +272,20 @@ impl<B: Backend> SentenceEncoder<B> {
         lengths: &[usize],
         longest: usize,
     ) -> Result<Vec<f32>> {
+        match self.pooled_once(tokenized, lengths, longest).await {
+            Err(error) if self.backend.recover(&error) => {
+                self.pooled_once(tokenized, lengths, longest).await
+            }
+            result => result,
+        }
+    }
+
+    async fn pooled_once(
+        &self,
+        tokenized: &[(Vec<u32>, usize)],
+        lengths: &[usize],
+        longest: usize,
+    ) -> Result<Vec<f32>> {
         let hidden = self.forward_hidden(tokenized, lengths, longest)?;
         let backend = &self.backend;
         let pooled = backend.mean_pool(&hidden, lengths)?;
@@ -280,8 +298,14 @@ impl<B: Backend> SentenceEncoder<B> {
     pub async fn token_states(&self, text: &str) -> Result<Vec<Vec<f32>>> {
         let tokenized = vec![self.tokenize(text)?];
         let length = tokenized[0].0.len();
-        let hidden = self.forward_hidden(&tokenized, &[length], length)?;
-        let values = self.backend.read(&hidden).await?;
+        let states = async || {
+            let hidden = self.forward_hidden(&tokenized, &[length], length)?;
+            self.backend.read(&hidden).await
+        };
+        let values = match states().await {
+            Err(error) if self.backend.recover(&error) => states().await?,
+            result => result?,
+        };
         Ok(values
             .chunks_exact(self.config.hidden_size)
             .map(<[f32]>::to_vec)

@@ -374,6 +374,18 @@ impl<B: Backend> CausalLm<B> {
         backend.read(&logits).await
     }
 
+    /// Runs `new` (the tail of `so_far`) after the cache. When the backend moves to
+    /// another device after an error, the cache is rebuilt there from all of `so_far`.
+    async fn step(&self, so_far: &[u32], new: &[u32], cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+        match self.forward(new, cache, false).await {
+            Err(error) if self.backend.recover(&error) => {
+                *cache = self.new_cache();
+                self.forward(so_far, cache, false).await
+            }
+            result => result,
+        }
+    }
+
     /// Perplexity of `continuation` after `prompt_ids`: the exponential of the mean
     /// negative log-likelihood of each continuation token, in one forward pass.
     pub async fn perplexity(&self, prompt_ids: &[u32], continuation: &[u32]) -> Result<f64> {
@@ -390,7 +402,12 @@ impl<B: Backend> CausalLm<B> {
             });
         }
         let mut cache = self.new_cache();
-        let logits = self.forward(&ids, &mut cache, true).await?;
+        let logits = match self.forward(&ids, &mut cache, true).await {
+            Err(error) if self.backend.recover(&error) => {
+                self.forward(&ids, &mut self.new_cache(), true).await?
+            }
+            result => result?,
+        };
         let vocab = logits.len() / ids.len();
         let mut total = 0.0f64;
         for (offset, &target) in continuation.iter().enumerate() {
@@ -434,7 +451,7 @@ impl<B: Backend> CausalLm<B> {
         let start = Instant::now();
         let mut prefill_ms = 0.0;
 
-        let mut logits = self.forward(prompt_ids, &mut cache, false).await?;
+        let mut logits = self.step(prompt_ids, prompt_ids, &mut cache).await?;
         for step in 0..options.max_new_tokens {
             let token = sampler.sample(&logits)?;
             if step == 0 {
@@ -447,7 +464,8 @@ impl<B: Backend> CausalLm<B> {
             generated.push(token);
             on_token(token);
             if step + 1 < options.max_new_tokens {
-                logits = self.forward(&[token], &mut cache, false).await?;
+                let so_far: Vec<u32> = prompt_ids.iter().chain(&generated).copied().collect();
+                logits = self.step(&so_far, &[token], &mut cache).await?;
             }
         }
         let total_ms = elapsed_ms(start);
