@@ -11,7 +11,9 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::backend::cpu::CpuBackend;
+use crate::backend::auto::AutoBackend;
+use crate::backend::gpu::{GpuBackend, GpuOptions};
+use crate::backend::Backend;
 use crate::eval::{self, EvalSettings};
 use crate::inputs::DataInput;
 use crate::integrity;
@@ -56,7 +58,7 @@ pub fn verify_sha256(file: &str, bytes: &[u8], expected: &str) -> Result<String,
     integrity::verify_sha256(file, bytes, expected).map_err(js_error)
 }
 
-type Loaded = eval::Loaded<CpuBackend>;
+type Loaded = eval::Loaded<AutoBackend>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +72,10 @@ struct RunRequest {
     /// The hosted model to compare against, if the user configured one.
     #[serde(default)]
     hosted: Option<crate::hosted::HostedSettings>,
+    /// Fault injection for tests: destroys the GPU device after this many items, to
+    /// check that the run finishes on the CPU.
+    #[serde(default)]
+    lose_gpu_after_items: Option<usize>,
 }
 
 /// The page's code-execution sandbox (a Pyodide worker), called as
@@ -169,6 +175,8 @@ pub struct Engine {
     data: Rc<RefCell<BTreeMap<String, Vec<DataInput>>>>,
     /// The flag of the run in progress, set by `cancel`.
     cancel: RefCell<crate::hosted::CancelFlag>,
+    /// Where models load: chosen by `useBackend` before any model loads.
+    backend: Rc<RefCell<AutoBackend>>,
 }
 
 impl Default for Engine {
@@ -185,7 +193,86 @@ impl Engine {
             loaded: Rc::new(RefCell::new(Loaded::default())),
             data: Rc::new(RefCell::new(BTreeMap::new())),
             cancel: RefCell::new(Default::default()),
+            backend: Rc::new(RefCell::new(AutoBackend::cpu())),
         }
+    }
+
+    /// Chooses where the models compute, before they load: `auto` (WebGPU on a hardware
+    /// adapter, else the CPU), `webgpu` (any adapter, software ones included; fails
+    /// without one) or `cpu`. Resolves to `{backend, adapter, software, reason}`, where
+    /// `reason` says why `auto` chose the CPU.
+    #[wasm_bindgen(js_name = useBackend)]
+    pub fn use_backend(&self, choice: String) -> js_sys::Promise {
+        let slot = self.backend.clone();
+        let has_models = {
+            let loaded = self.loaded.borrow();
+            loaded.encoder.is_some() || loaded.llm.is_some()
+        };
+        wasm_bindgen_futures::future_to_promise(async move {
+            if has_models {
+                return Err(JsError::new(
+                    "models are already loaded on the current back end; reload the worker to change it",
+                )
+                .into());
+            }
+            let (backend, reason) = match choice.as_str() {
+                "cpu" => (AutoBackend::cpu(), None),
+                "auto" | "webgpu" => {
+                    let options = GpuOptions {
+                        allow_software: choice == "webgpu",
+                        ..Default::default()
+                    };
+                    match GpuBackend::new(&options).await {
+                        Ok(gpu) => (AutoBackend::gpu(gpu), None),
+                        Err(error) if choice == "auto" => {
+                            (AutoBackend::cpu(), Some(error.to_string()))
+                        }
+                        Err(error) => return Err(js_error(error).into()),
+                    }
+                }
+                other => {
+                    return Err(JsError::new(&format!(
+                        "unknown back end {other:?}: use auto, webgpu or cpu"
+                    ))
+                    .into())
+                }
+            };
+            let adapter = backend.adapter().cloned();
+            let info = serde_json::json!({
+                "backend": backend.name(),
+                "adapter": adapter.as_ref().map(|a| a.describe()),
+                "software": adapter.as_ref().map(|a| a.software),
+                "reason": reason,
+            });
+            *slot.borrow_mut() = backend;
+            Ok(to_js(&info)?)
+        })
+    }
+
+    /// Runs every GPU kernel against the CPU path on small seeded inputs and resolves
+    /// to one `{kernel, shape, error, tolerance, passed}` per case; with `iterations`
+    /// above zero, each side is also timed (`cpuMs`, `gpuMs`).
+    #[wasm_bindgen(js_name = checkGpuKernels)]
+    pub fn check_gpu_kernels(&self, iterations: usize) -> js_sys::Promise {
+        let current = self.backend.borrow().gpu_backend().cloned();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let gpu = match current {
+                Some(gpu) => gpu,
+                None => GpuBackend::new(&GpuOptions {
+                    allow_software: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(js_error)?,
+            };
+            let checks = crate::backend::conformance::check_kernels(&gpu, true, iterations)
+                .await
+                .map_err(js_error)?;
+            Ok(to_js(&serde_json::json!({
+                "adapter": gpu.adapter(),
+                "checks": checks,
+            }))?)
+        })
     }
 
     /// Loads a sentence-transformers encoder from verified file bytes.
@@ -209,7 +296,8 @@ impl Engine {
             .first()
             .map(|r| r.name.clone())
             .unwrap_or_else(|| "model.safetensors".into());
-        let encoder = SentenceEncoder::load(CpuBackend::new(), files, &name).map_err(js_error)?;
+        let backend = self.backend.borrow().clone();
+        let encoder = SentenceEncoder::load(backend, files, &name).map_err(js_error)?;
         let info = serde_json::json!({
             "maxLength": encoder.max_length(),
             "hiddenSize": encoder.config().hidden_size,
@@ -227,7 +315,8 @@ impl Engine {
     #[wasm_bindgen(js_name = loadLlm)]
     pub fn load_llm(&self, gguf: &[u8], file_record: JsValue) -> Result<JsValue, JsError> {
         let record: FileRecord = serde_wasm_bindgen::from_value(file_record)?;
-        let llm = CausalLm::load(CpuBackend::new(), gguf, &record.name).map_err(js_error)?;
+        let backend = self.backend.borrow().clone();
+        let llm = CausalLm::load(backend, gguf, &record.name).map_err(js_error)?;
         let info = to_js(llm.config())?;
         let model = ModelRecord {
             name: "SmolLM2-135M-Instruct".into(),
@@ -430,6 +519,7 @@ impl Engine {
         let request: RunRequest = serde_wasm_bindgen::from_value(request)?;
         let loaded = self.loaded.clone();
         let data = self.data.clone();
+        let backend = self.backend.borrow().clone();
         let cancel = crate::hosted::CancelFlag::default();
         *self.cancel.borrow_mut() = cancel.clone();
         // Check the hosted settings and the estimate's inputs before any model work.
@@ -451,7 +541,9 @@ impl Engine {
                 .map_err(js_error)?;
             let runtime = Runtime {
                 target: "wasm32".into(),
-                backend: "cpu".into(),
+                backend: backend.name().into(),
+                adapter: backend.adapter().map(|a| a.describe()),
+                fell_back: None,
                 threads_used: request.settings.threads_used,
                 device_threads: request.settings.device_threads,
                 user_agent: request.user_agent,
@@ -466,13 +558,21 @@ impl Engine {
                 cancel,
             };
             let executor = execute_python.map(JsExecutor);
-            let mut observer = PageObserver(on_progress);
+            let mut observer = PageObserver {
+                on_progress,
+                items: 0,
+                lose_gpu: request
+                    .lose_gpu_after_items
+                    .and_then(|after| Some((after, backend.gpu_backend()?.clone()))),
+            };
             let baseline = hosted
                 .as_ref()
                 .map(|(client, plan)| eval::HostedBaseline { client, plan });
-            let report = eval::run_tasks(&loaded, executor.as_ref(), baseline, run, &mut observer)
-                .await
-                .map_err(js_error)?;
+            let mut report =
+                eval::run_tasks(&loaded, executor.as_ref(), baseline, run, &mut observer)
+                    .await
+                    .map_err(js_error)?;
+            report.runtime.fell_back = backend.fell_back();
             Ok(to_js(&report)?)
         }))
     }
@@ -485,7 +585,12 @@ impl Engine {
 }
 
 /// Relays each finished item to the page.
-struct PageObserver(js_sys::Function);
+struct PageObserver {
+    on_progress: js_sys::Function,
+    items: usize,
+    /// The device to destroy after so many items (fault injection).
+    lose_gpu: Option<(usize, GpuBackend)>,
+}
 
 impl eval::RunObserver for PageObserver {
     fn item(&mut self, task: &str, done: usize, total: usize, record: &serde_json::Value) {
@@ -496,7 +601,16 @@ impl eval::RunObserver for PageObserver {
             record: record.clone(),
         };
         if let Ok(value) = to_js(&event) {
-            let _ = self.0.call1(&JsValue::NULL, &value);
+            let _ = self.on_progress.call1(&JsValue::NULL, &value);
+        }
+        self.items += 1;
+        if let Some((after, gpu)) = &self.lose_gpu {
+            if self.items == *after {
+                tracing::warn!(
+                    "destroying the GPU device after {after} items, as the request asked"
+                );
+                gpu.lose_device();
+            }
         }
     }
 
@@ -516,7 +630,7 @@ impl eval::RunObserver for PageObserver {
             failure: failure.cloned(),
         };
         if let Ok(value) = to_js(&event) {
-            let _ = self.0.call1(&JsValue::NULL, &value);
+            let _ = self.on_progress.call1(&JsValue::NULL, &value);
         }
     }
 }

@@ -49,8 +49,34 @@ function startWorker() {
   worker = new Worker('worker.js', { type: 'module' });
   worker.onmessage = ({ data }) => onWorkerMessage(data);
   worker.onerror = (event) => showError(event.message || 'worker failed to start');
-  workerReady = send('init');
+  workerReady = send('init', { backend: $('backend').value }).then((ready) => {
+    state.backend = ready.backend;
+    renderBackend();
+    return ready;
+  });
   return workerReady;
+}
+
+// Says where the models compute, and why when the automatic choice took the processor.
+function renderBackend() {
+  const chosen = state.backend;
+  if (!chosen) return;
+  const adapter = chosen.adapter ? ` (${chosen.adapter})` : '';
+  let text = t('backendUsing', { backend: chosen.backend === 'webgpu' ? 'WebGPU' : 'CPU', adapter });
+  if (chosen.failed) text = `${t('backendFailed', { reason: chosen.failed })} ${text}`;
+  else if (chosen.reason) text = t('backendAutoCpu', { reason: chosen.reason });
+  $('backend-status').textContent = text;
+}
+
+// Replaces the worker, failing the requests it held, and hands the new one the user's files.
+async function restartWorker() {
+  worker.terminate();
+  for (const waiter of pending.values()) waiter.reject(new Error(CANCELLED));
+  pending.clear();
+  await startWorker();
+  for (const [task, { name, bytes }] of Object.entries(state.userData)) {
+    await request('useData', { task, name, bytes });
+  }
 }
 
 function request(type, payload = {}) {
@@ -362,6 +388,15 @@ function renderEnergy() {
     p.textContent = text;
     container.append(p);
   };
+  const runtime = report.runtime;
+  paragraph(t('backendUsed', {
+    backend: runtime.backend === 'webgpu' ? 'WebGPU' : 'CPU',
+    adapter: runtime.adapter ? ` (${runtime.adapter})` : '',
+  }));
+  if (runtime.fell_back) {
+    paragraph(t('backendFellBack', { reason: runtime.fell_back }));
+    for (const task of report.tasks) paragraph(t('backendTask', { task: t(`task_${task.task}`), backend: task.backend }));
+  }
   for (const task of report.tasks) {
     const correct = task.items.filter((item) => item.score > 0).length;
     const [low, high] = task.interval ?? [0, 1];
@@ -532,8 +567,11 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
       timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
     const profile = $('profile').value || state.detection?.profile_id;
+    // Fault injection for tests: ?loseGpuAfterItems=N destroys the GPU device after N items.
+    const loseGpuAfterItems = Number(new URLSearchParams(location.search).get('loseGpuAfterItems')) || undefined;
     state.report = await request('run', {
       tasks, settings, userAgent: navigator.userAgent, grid, profile, hosted: state.hostedSettings,
+      loseGpuAfterItems,
     });
     if (state.report.cancelled) setStatus('statusCancelled');
     else setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
@@ -587,15 +625,8 @@ async function cancel() {
     ]);
     if (stopped) return;
   }
-  worker.terminate();
-  for (const waiter of pending.values()) waiter.reject(new Error(CANCELLED));
-  pending.clear();
   setStatus('statusCancelled');
-  await startWorker();
-  // The new worker starts empty: hand it the user's files again.
-  for (const [task, { name, bytes }] of Object.entries(state.userData)) {
-    await request('useData', { task, name, bytes });
-  }
+  await restartWorker();
 }
 
 function readSettings() {
@@ -612,6 +643,7 @@ async function main() {
   $('language').addEventListener('change', (event) => {
     state.language = event.target.value;
     applyLanguage();
+    renderBackend();
     renderGridOptions().catch((error) => showError(error.message));
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
@@ -628,6 +660,7 @@ async function main() {
   $('hosted-key').addEventListener('input', rememberKey);
   $('hosted-remember').addEventListener('change', rememberKey);
   $('data-task').addEventListener('change', renderDataStatus);
+  $('backend').addEventListener('change', () => restartWorker().catch((error) => showError(error.message)));
   $('data-file').addEventListener('change', async (event) => {
     const file = event.target.files[0];
     if (!file) return;
@@ -640,6 +673,7 @@ async function main() {
   });
   $('data-default').addEventListener('click', () => useDefaultData($('data-task').value).catch((error) => showError(error.message)));
 
+  if (['auto', 'webgpu', 'cpu'].includes(params.get('backend'))) $('backend').value = params.get('backend');
   setStatus('statusLoadingEngine');
   await startWorker();
   await renderGridOptions();
@@ -656,6 +690,7 @@ async function main() {
     generate: (req) => request('generate', { request: req }),
     tokenize: (prompt) => request('tokenize', { prompt }),
     teacherForced: (ids) => request('teacherForced', { ids }),
+    checkGpuKernels: (iterations) => request('checkGpuKernels', { iterations }),
     useData,
     useDefaultData,
   };

@@ -142,23 +142,30 @@ function executePython(program, timeoutMs) {
 }
 
 const handlers = {
-  async init() {
+  // Models load on the chosen back end, so changing it means a new worker.
+  async init({ backend }) {
     await init();
     engine = new Engine();
-    return { threads: navigator.hardwareConcurrency || 1 };
+    let chosen;
+    try {
+      chosen = await engine.useBackend(backend || 'auto');
+    } catch (error) {
+      chosen = { ...(await engine.useBackend('cpu')), failed: error?.message ?? String(error) };
+    }
+    return { threads: navigator.hardwareConcurrency || 1, backend: chosen };
   },
   load: ({ models }) => loadModels(models),
   gridOptions: ({ language }) => gridOptions(language),
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),
-  async run({ tasks, settings, userAgent, grid, profile, hosted }) {
+  async run({ tasks, settings, userAgent, grid, profile, hosted, loseGpuAfterItems }) {
     await loadData(tasks);
     // The wasm and its bindings are fetched here, so they are in this worker's timeline.
     // NOTE: Pyodide is fetched by the sandbox's own worker and is not counted.
     settings.runtime_download_bytes += performance.getEntriesByType('resource')
       .filter((entry) => !/\/(models|data)\//.test(new URL(entry.name).pathname))
       .reduce((sum, entry) => sum + (entry.encodedBodySize || entry.transferSize || 0), 0);
-    const request = { tasks, settings, userAgent, grid, profile, hosted };
+    const request = { tasks, settings, userAgent, grid, profile, hosted, loseGpuAfterItems };
     return engine.runEval(request, (event) => post({ type: 'progress', event }), executePython);
   },
   // A user's JSONL file replaces the task's data until `useDefaultData`.
@@ -170,6 +177,7 @@ const handlers = {
   generate: ({ request }) => engine.generate(request, (id, text) => post({ type: 'token', id, text })),
   tokenize: ({ prompt }) => Array.from(engine.tokenizePrompt(prompt)),
   teacherForced: async ({ ids }) => Array.from(await engine.teacherForcedTop1(Uint32Array.from(ids))),
+  checkGpuKernels: ({ iterations }) => engine.checkGpuKernels(iterations ?? 0),
 };
 
 self.onmessage = async ({ data }) => {

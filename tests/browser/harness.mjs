@@ -10,8 +10,10 @@ const CHROMIUM_ARGS = [
   '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
 ];
 
-export async function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+// `withoutWebGpu` leaves out --enable-unsafe-webgpu, so the page finds no adapter.
+export async function launch({ withoutWebGpu = false } = {}) {
+  const args = withoutWebGpu ? CHROMIUM_ARGS.filter((arg) => arg !== '--enable-unsafe-webgpu') : CHROMIUM_ARGS;
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
 }
 
 // Opens a fresh context and page; `problems` collects console errors, page errors
