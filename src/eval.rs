@@ -919,7 +919,7 @@ pub struct Loaded<B: Backend> {
 }
 
 impl<B: Backend> Loaded<B> {
-    /// Where the models compute right now (`webgpu` or `cpu`).
+    /// Returns where the models compute right now (`webgpu` or `cpu`).
     pub fn backend_name(&self) -> &'static str {
         match (&self.llm, &self.encoder) {
             (Some((llm, _)), _) => llm.backend().name(),

@@ -298,7 +298,7 @@ mod cli {
         }
     }
 
-    /// Opens the backend `choice` names; `auto` falls back to the CPU and says why.
+    /// Opens the backend named by `choice`; `auto` falls back to the CPU and logs the reason.
     fn open_backend(choice: &str) -> anyhow::Result<AutoBackend> {
         if choice == "cpu" {
             return Ok(AutoBackend::cpu());
@@ -819,7 +819,7 @@ mod cli {
         }
         report.runtime.fell_back = backend.fell_back();
         if let Some(reason) = &report.runtime.fell_back {
-            eprintln!("warning: the GPU device was lost ({reason}); the run finished on the CPU, and each task's backend says from which item");
+            eprintln!("warning: the GPU device was lost ({reason}); the run finished on the CPU, and each task's backend names the item where the CPU took over");
         }
         if let Some(hosted) = &report.hosted {
             let failed: usize = hosted.tasks.iter().map(|task| task.failures.len()).sum();

@@ -126,7 +126,7 @@ impl Defaults {
         self.encoder_on(CpuBackend::new())
     }
 
-    /// The default encoder, its weights placed by `backend`.
+    /// Loads the default encoder with its weights on `backend`.
     pub fn encoder_on<B: Backend>(
         &self,
         backend: B,
@@ -157,7 +157,7 @@ impl Defaults {
         self.llm_on(CpuBackend::new())
     }
 
-    /// The default chat model, its weights placed by `backend`.
+    /// Loads the default chat model with its weights on `backend`.
     pub fn llm_on<B: Backend>(&self, backend: B) -> Result<(CausalLm<B>, FileRecord)> {
         let (bytes, record) = self.model_file(defaults::SMOLLM2_GGUF)?;
         Ok((

@@ -31,8 +31,8 @@ pub struct Runtime {
     /// The GPU adapter, when the run started on one (name, API, software or not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
-    /// Why the run moved from the GPU to the CPU, when it did; each task's `backend`
-    /// and each item's say where the move fell.
+    /// Reason the run moved from the GPU to the CPU, when it did. Each task's `backend`
+    /// and each item's record where the move fell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fell_back: Option<String>,
     pub threads_used: f64,
@@ -181,7 +181,7 @@ pub struct TaskResult<E = DeviceEnergy> {
     pub failures: Vec<ItemFailure>,
     /// The items came from the user's own file rather than the default data set.
     pub user_data: bool,
-    /// Where the items ran: `webgpu`, `cpu`, `hosted`, or a move such as
+    /// Backend the items ran on: `webgpu`, `cpu`, `hosted`, or a move such as
     /// `webgpu, then cpu from item 4` after the GPU device was lost.
     pub backend: String,
 }

@@ -175,7 +175,7 @@ pub struct Engine {
     data: Rc<RefCell<BTreeMap<String, Vec<DataInput>>>>,
     /// The flag of the run in progress, set by `cancel`.
     cancel: RefCell<crate::hosted::CancelFlag>,
-    /// Where models load: chosen by `useBackend` before any model loads.
+    /// Backend the models load on, chosen by `useBackend` before any model loads.
     backend: Rc<RefCell<AutoBackend>>,
 }
 

@@ -4,7 +4,7 @@
 //! On the GPU, each weight keeps its host copy (as loaded, still block-quantized) so
 //! that the CPU can take over without reading the model file again. After a loss the
 //! weights move to the CPU one by one as the forward pass first needs them, and
-//! [`Backend::recover`] tells the model to run the interrupted pass again; every item
+//! [`Backend::recover`] makes the model run the interrupted pass again. Every item
 //! finished before stays as it was.
 
 use std::cell::{OnceCell, RefCell};
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 #[derive(Default)]
 struct State {
-    /// Why the GPU was given up, once it was.
+    /// Reason the GPU was given up, once it was.
     fell_back: Option<String>,
 }
 
@@ -60,7 +60,7 @@ fn lost(reason: &str) -> Error {
 }
 
 impl AutoBackend {
-    /// The CPU only.
+    /// Creates a backend that runs on the CPU only.
     pub fn cpu() -> Self {
         AutoBackend {
             gpu: None,
@@ -69,7 +69,7 @@ impl AutoBackend {
         }
     }
 
-    /// The GPU, with the CPU behind it.
+    /// Creates a backend that runs on `gpu`, with the CPU as the fall-back.
     pub fn gpu(gpu: GpuBackend) -> Self {
         AutoBackend {
             gpu: Some(gpu),
@@ -78,7 +78,7 @@ impl AutoBackend {
         }
     }
 
-    /// The GPU while it is usable.
+    /// Returns the GPU while it is usable.
     fn active_gpu(&self) -> Option<&GpuBackend> {
         if self.state.borrow().fell_back.is_some() {
             return None;
@@ -90,17 +90,17 @@ impl AutoBackend {
         self.active_gpu().is_some()
     }
 
-    /// The adapter, when the run started on a GPU.
+    /// Returns the adapter, when the run started on a GPU.
     pub fn adapter(&self) -> Option<&AdapterSummary> {
         self.gpu.as_ref().map(GpuBackend::adapter)
     }
 
-    /// The GPU backend itself, for fault injection and timing.
+    /// Returns the GPU backend itself, for fault injection and timing.
     pub fn gpu_backend(&self) -> Option<&GpuBackend> {
         self.gpu.as_ref()
     }
 
-    /// Why the run left the GPU, if it did.
+    /// Returns the reason the run left the GPU, if it did.
     pub fn fell_back(&self) -> Option<String> {
         self.state.borrow().fell_back.clone()
     }
@@ -114,8 +114,8 @@ impl AutoBackend {
         }
     }
 
-    /// The CPU form of a tensor; an intermediate result left on a lost GPU cannot be
-    /// read, so the pass that made it has to run again.
+    /// Returns the CPU form of a tensor. An intermediate result left on a lost GPU cannot
+    /// be read, so the pass that made it has to run again.
     fn cpu_tensor<'t>(&self, t: &'t AutoTensor) -> Result<&'t Tensor> {
         match t {
             AutoTensor::Cpu(tensor) | AutoTensor::Gpu(_, Some(tensor)) => Ok(tensor),

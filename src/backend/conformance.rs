@@ -38,7 +38,7 @@ pub struct KernelCheck {
     pub gpu_ms: Option<f64>,
 }
 
-/// How the CPU side of a matrix product reads a quantized weight.
+/// Reference form of a quantized weight on the CPU side of a matrix product.
 #[derive(Debug, Clone, Copy)]
 enum Reference {
     /// The same blocks expanded to f32: the same arithmetic as the GPU's.
@@ -192,8 +192,8 @@ impl Case {
 
     fn tolerance(&self) -> f64 {
         match self {
-            // Both sides round activations to 8 bits only for Q4_1 and Q8_0 against the
-            // CPU's own kernel; against f32 weights on the CPU, one side rounds.
+            // Against the CPU's own Q4_1 and Q8_0 kernel both sides round activations to
+            // 8 bits. Against f32 weights on the CPU, only the GPU side rounds.
             Case::Linear {
                 reference: Reference::Dequantized,
                 format: Some(GgmlDType::Q4_1 | GgmlDType::Q8_0),
@@ -227,7 +227,7 @@ fn host(seed: u64, dims: &[usize]) -> Result<Tensor> {
     )?)
 }
 
-/// Every case the checks run; `quick` keeps the shapes small for the browser.
+/// Lists every case the checks run; `quick` keeps the shapes small for the browser.
 fn cases(quick: bool) -> Vec<Case> {
     let tall = if quick { 2048 } else { 2304 };
     let mut cases = vec![
@@ -434,7 +434,7 @@ fn cases(quick: bool) -> Vec<Case> {
     cases
 }
 
-/// A weight for `backend`: dense, or quantized from the same seeded values.
+/// Uploads a weight to `backend`: dense, or quantized from the same seeded values.
 fn weight<B: Backend>(
     backend: &B,
     seed: u64,

@@ -136,8 +136,8 @@ pub trait Backend {
     }
 }
 
-/// The rotary embedding's cos and sin tables, `[seq, head_dim / 2]` each, for positions
-/// `offset..offset + seq`; both backends use these same f32 values.
+/// Computes the rotary embedding's cos and sin tables, `[seq, head_dim / 2]` each, for
+/// positions `offset..offset + seq`. Both backends use these same f32 values.
 pub fn rope_tables(seq: usize, head_dim: usize, offset: usize, base: f32) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
     let mut cos = vec![0f32; seq * half];

@@ -1,8 +1,8 @@
 //! The WGSL sources of every compute kernel, assembled from the files beside this one.
 //!
 //! Matrix products and embedding lookups are written once against a `weight(row, column, k)`
-//! function; each weight format (dense f32 or a GGUF block format) supplies its own, so
-//! a quantized matrix is dequantized where it is read and never copied to f32.
+//! function. Each weight format (dense f32 or a GGUF block format) supplies its own, so a
+//! quantized matrix is dequantized where it is read and never copied to f32.
 
 /// A GGUF block format the kernels read in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +34,7 @@ impl BlockFormat {
     }
 }
 
-/// How a kernel reads its weight matrix.
+/// Weight layout a kernel reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightFormat {
     Dense,
@@ -100,7 +100,7 @@ impl Kernel {
         }
     }
 
-    /// The module's full WGSL: shared helpers, then the weight access, then the body.
+    /// Assembles the module's WGSL: shared helpers, then the weight access, then the body.
     pub fn source(self) -> String {
         let elementwise = |body: &str| format!("{ELEMENTWISE}\n{body}");
         let rows = |body: &str| format!("{ROWS}\n{body}");

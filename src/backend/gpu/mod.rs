@@ -1,8 +1,8 @@
 //! The GPU backend: WGSL compute kernels launched through wgpu, on WebGPU in the browser
 //! and on Vulkan, Metal or DX12 natively.
 //!
-//! Every operation records one or a few compute passes into a pending command encoder;
-//! nothing reaches the queue until a tensor is read back (or many passes have piled up),
+//! Every operation records one or a few compute passes into a pending command encoder.
+//! Nothing reaches the queue until a tensor is read back or many passes have piled up,
 //! so a decoding step costs one submission. Output buffers come from a pool keyed by size
 //! and return to it when their tensor is dropped; the encoder's order keeps a reused
 //! buffer from being overwritten before earlier passes have read it. Readback maps a
@@ -34,7 +34,7 @@ const BUFFER_ALIGNMENT: u64 = 16;
 /// Rows of activations up to which the matrix-vector kernel beats the tiled one.
 const MATVEC_ROWS: usize = 8;
 
-/// What a caller asks of the GPU.
+/// Options for opening a GPU device.
 #[derive(Debug, Clone, Default)]
 pub struct GpuOptions {
     /// Accept a software adapter (SwiftShader, llvmpipe/lavapipe). Such an adapter is
@@ -184,7 +184,7 @@ impl GpuBackend {
             || info.name.to_lowercase().contains("llvmpipe");
         let offered = adapter.limits();
         let summary = AdapterSummary {
-            // Browsers hide the adapter's name unless the page asks for it.
+            // Browsers hide the adapter's name unless the page requests it.
             name: match (info.name.is_empty(), software) {
                 (false, _) => info.name.clone(),
                 (true, true) => "software adapter".into(),
@@ -282,7 +282,7 @@ impl GpuBackend {
         self.inner.device.destroy();
     }
 
-    /// Whether the device is gone, and why.
+    /// Returns why the device was lost, or `None` while it works.
     pub fn lost_reason(&self) -> Option<String> {
         locked(&self.inner.lost)
     }
@@ -322,7 +322,7 @@ impl GpuBackend {
         })
     }
 
-    /// An output tensor, from the pool when a buffer of its size is free.
+    /// Allocates an output tensor, reusing a pooled buffer of the same size when one is free.
     fn output(&self, dims: Vec<usize>) -> Result<GpuTensor> {
         let elements: usize = dims.iter().product();
         let size = round_up(4 * elements as u64);
@@ -350,9 +350,9 @@ impl GpuBackend {
         })
     }
 
-    /// A new buffer holding `bytes`, padded to the alignment. It is written through the
-    /// queue, which lands before the next submission's passes: safe because no earlier
-    /// pass can refer to a buffer created now.
+    /// Creates a buffer holding `bytes`, padded to the alignment. The queue writes it
+    /// before the next submission's passes, which is safe because no earlier pass can
+    /// refer to a buffer created now.
     fn upload_bytes(&self, what: &str, mut bytes: Vec<u8>) -> Result<(wgpu::Buffer, u64)> {
         self.check()?;
         let size = round_up(bytes.len() as u64);
@@ -574,6 +574,24 @@ impl GpuBackend {
     ) -> Result<()> {
         let groups = self.fold(rows)?;
         self.dispatch(kernel, buffers, params, groups)
+    }
+
+    /// Reads `x` as `[b, d1, d2, d]` and writes `[b, d2, d1, d]`, shaped as `dims`.
+    fn swap_middle_axes(
+        &self,
+        x: &GpuTensor,
+        [_, d1, d2, d]: [usize; 4],
+        dims: Vec<usize>,
+    ) -> Result<GpuTensor> {
+        let out = self.output(dims)?;
+        let n = x.len();
+        self.elementwise(
+            Kernel::Permute,
+            &[x.buffer(), out.buffer()],
+            &[n32(n), n32(d1), n32(d2), n32(d)],
+            n,
+        )?;
+        Ok(out)
     }
 
     fn row_shape(x: &GpuTensor) -> (usize, usize) {
@@ -805,15 +823,11 @@ impl Backend for GpuBackend {
             });
         };
         let head_dim = channels / heads.max(1);
-        let out = self.output(vec![batch, heads, seq, head_dim])?;
-        let n = x.len();
-        self.elementwise(
-            Kernel::Permute,
-            &[x.buffer(), out.buffer()],
-            &[n32(n), n32(seq), n32(heads), n32(head_dim)],
-            n,
-        )?;
-        Ok(out)
+        self.swap_middle_axes(
+            x,
+            [batch, seq, heads, head_dim],
+            vec![batch, heads, seq, head_dim],
+        )
     }
 
     fn merge_heads(&self, x: &GpuTensor) -> Result<GpuTensor> {
@@ -822,15 +836,11 @@ impl Backend for GpuBackend {
                 message: format!("merge_heads needs [b, h, t, d], got {:?}", x.dims),
             });
         };
-        let out = self.output(vec![batch, seq, heads * head_dim])?;
-        let n = x.len();
-        self.elementwise(
-            Kernel::Permute,
-            &[x.buffer(), out.buffer()],
-            &[n32(n), n32(heads), n32(seq), n32(head_dim)],
-            n,
-        )?;
-        Ok(out)
+        self.swap_middle_axes(
+            x,
+            [batch, heads, seq, head_dim],
+            vec![batch, seq, heads * head_dim],
+        )
     }
 
     fn rope(&self, x: &GpuTensor, offset: usize, base: f32) -> Result<GpuTensor> {
