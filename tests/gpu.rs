@@ -10,6 +10,7 @@ mod common;
 
 use seedling::backend::auto::AutoBackend;
 use seedling::backend::conformance::check_kernels;
+use seedling::backend::cpu::CpuBackend;
 use seedling::backend::gpu::{GpuBackend, GpuOptions};
 use seedling::backend::Backend;
 use seedling::error::Error;
@@ -110,31 +111,55 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
-/// Logit gap below which two tokens count as tied. Both backends round every matrix
-/// product's activations to 8-bit blocks, as ggml does; the backends sum in different
+/// Logit gap below which two tokens count as tied. With ggml's arithmetic both backends
+/// round every matrix product's activations to 8-bit blocks; they sum in different
 /// orders, and where an activation sits near a rounding boundary that last-bit difference
 /// becomes a whole quantization step. Over 30 layers the top logits of the two backends
 /// differ by up to about 0.4 on these prompts.
 const NEAR_TIE: f32 = 0.5;
 
-/// Share of positions where the two backends must pick the same top-1 token.
-// NOTE: the target is 99% with identical greedy output; measured on lavapipe it is 96.9%
-// (620 of 640), with greedy output departing only at near-ties. Reaching it needs the
-// GPU to sum in the CPU's exact order (or both to keep activations in f32).
-const TOP1_AGREEMENT: f64 = 0.95;
+/// Share of positions where the two backends must pick the same top-1 token when both
+/// round activations to 8-bit blocks.
+// NOTE: the target is 99% with identical greedy output; with 8-bit activations it is
+// 96.9% on lavapipe (620 of 640), departing only at near-ties. With f32 activations on
+// both backends the target is met (the test below). Reaching it with 8-bit activations
+// needs the GPU to round and sum bit for bit as the CPU does, exp and FMA included.
+const TOP1_AGREEMENT_ROUNDED: f64 = 0.95;
+
+/// The same share when neither backend rounds activations.
+const TOP1_AGREEMENT: f64 = 0.99;
+
+/// Agreement of SmolLM2 on the GPU with the CPU over a set of prompts.
+struct Agreement {
+    /// Teacher-forced positions with the same top-1 token.
+    agreeing: usize,
+    positions: usize,
+    /// Prompts whose first 32 greedy tokens are the same on both.
+    identical: usize,
+    /// For each prompt that departs: the step and the CPU's margin between its top two
+    /// logits there.
+    departures: Vec<(usize, f32)>,
+}
+
+impl Agreement {
+    fn share(&self) -> f64 {
+        self.agreeing as f64 / self.positions as f64
+    }
+}
 
 /// Teacher-forced over the same 128 tokens (the prompt, then the CPU's own greedy
-/// continuation) on 5 prompts, the GPU's top-1 token agrees with the CPU's at
-/// `TOP1_AGREEMENT` of positions or more; free-running greedy decoding gives the same
-/// first 32 tokens, or departs only where the CPU itself had two tokens within `NEAR_TIE`.
-#[test]
-fn smollm2_on_the_gpu_agrees_with_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    let (on_gpu, _) = defaults().llm_on(gpu).expect("SmolLM2 loads on the GPU");
-    let (on_cpu, _) = defaults().llm().expect("SmolLM2 loads on the CPU");
+/// continuation) on each prompt, then 32 free-running greedy tokens.
+fn compare_smollm2<G: Backend, C: Backend>(on_gpu: G, on_cpu: C, prompts: &[&str]) -> Agreement {
+    let (on_gpu, _) = defaults().llm_on(on_gpu).expect("SmolLM2 loads on the GPU");
+    let (on_cpu, _) = defaults().llm_on(on_cpu).expect("SmolLM2 loads on the CPU");
     let vocab = on_cpu.config().vocab_size;
-    let (mut agreeing, mut positions, mut identical) = (0usize, 0usize, 0usize);
-    for prompt in PROMPTS {
+    let mut result = Agreement {
+        agreeing: 0,
+        positions: 0,
+        identical: 0,
+        departures: Vec::new(),
+    };
+    for prompt in prompts {
         let chat = on_cpu.chat_prompt(None, prompt).expect("template");
         let prompt_ids = on_cpu.tokenizer().encode_prompt(&chat).expect("tokens");
         let options = GenerateOptions {
@@ -156,8 +181,9 @@ fn smollm2_on_the_gpu_agrees_with_the_cpu() {
             pollster::block_on(on_gpu.forward(&ids, &mut on_gpu.new_cache(), true)).unwrap();
         for position in 0..ids.len() {
             let row = position * vocab..(position + 1) * vocab;
-            positions += 1;
-            agreeing += (argmax(&cpu_logits[row.clone()]) == argmax(&gpu_logits[row])) as usize;
+            result.positions += 1;
+            result.agreeing +=
+                (argmax(&cpu_logits[row.clone()]) == argmax(&gpu_logits[row])) as usize;
         }
 
         let greedy = GenerateOptions {
@@ -173,31 +199,86 @@ fn smollm2_on_the_gpu_agrees_with_the_cpu() {
             .zip(&cpu_run.token_ids)
             .position(|(g, c)| g != c);
         match first_difference {
-            None => identical += 1,
+            None => result.identical += 1,
             Some(step) => {
-                // The CPU's own margin between its top two tokens at that step.
                 let at = (prompt_ids.len() + step - 1) * vocab;
                 let mut row = cpu_logits[at..at + vocab].to_vec();
                 row.sort_by(|a, b| b.total_cmp(a));
                 let margin = row[0] - row[1];
                 eprintln!(
                     "greedy tokens differ at step {step} of {prompt:?}, where the CPU's top two \
-                     logits are {margin:.4} apart"
-                );
-                assert!(
-                    margin < NEAR_TIE,
-                    "greedy tokens differ at step {step} of {prompt:?} although the CPU's top \
-                     token led by {margin}: GPU {:?}",
+                     logits are {margin:.4} apart; GPU: {:?}",
                     gpu_run.text
                 );
+                result.departures.push((step, margin));
             }
         }
     }
-    eprintln!("{identical} of 5 prompts give the same 32 greedy tokens on both backends");
-    let agreement = agreeing as f64 / positions as f64;
-    eprintln!("top-1 agreement {agreeing}/{positions} = {agreement:.4}");
-    assert_eq!(positions, 5 * 128);
-    assert!(agreement >= TOP1_AGREEMENT, "top-1 agreement {agreement}");
+    eprintln!(
+        "{} of {} prompts give the same 32 greedy tokens on both backends; top-1 agreement \
+         {}/{} = {:.4}",
+        result.identical,
+        prompts.len(),
+        result.agreeing,
+        result.positions,
+        result.share()
+    );
+    assert_eq!(result.positions, prompts.len() * 128);
+    result
+}
+
+/// With ggml's arithmetic on both backends, activations are rounded to 8-bit blocks
+/// before every Q4_1 and Q8_0 product. The GPU's top-1 token then agrees with the CPU's
+/// at `TOP1_AGREEMENT_ROUNDED` of positions or more. Greedy decoding departs only where
+/// the CPU itself had two tokens within `NEAR_TIE`.
+#[test]
+fn smollm2_on_the_gpu_agrees_with_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let result = compare_smollm2(gpu, CpuBackend::new(), &PROMPTS);
+    assert!(
+        result.share() >= TOP1_AGREEMENT_ROUNDED,
+        "top-1 agreement {}",
+        result.share()
+    );
+    for (step, margin) in result.departures {
+        assert!(
+            margin < NEAR_TIE,
+            "greedy tokens differ at step {step} although the CPU's top token led by {margin}"
+        );
+    }
+}
+
+/// With f32 activations on both backends, nothing turns last-bit differences into
+/// quantization steps: top-1 agreement is at least `TOP1_AGREEMENT` and the first 32
+/// greedy tokens are the same for every prompt. The GPU dequantizes each weight where
+/// it reads it, which software Vulkan runs slowly (about 15 minutes for the five
+/// prompts on two cores), so continuous integration (`SEEDLING_CI` set) checks the
+/// first one.
+#[test]
+fn smollm2_with_f32_activations_gives_the_cpu_tokens() {
+    let Some(gpu) = gpu_with(GpuOptions {
+        allow_software: true,
+        f32_activations: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let prompts = match std::env::var_os("SEEDLING_CI") {
+        Some(_) => &PROMPTS[..1],
+        None => &PROMPTS[..],
+    };
+    let result = compare_smollm2(gpu, CpuBackend::with_f32_activations(), prompts);
+    assert!(
+        result.share() >= TOP1_AGREEMENT,
+        "top-1 agreement {}",
+        result.share()
+    );
+    assert_eq!(
+        result.identical,
+        prompts.len(),
+        "departures (step, CPU margin): {:?}",
+        result.departures
+    );
 }
 
 #[test]
@@ -205,6 +286,7 @@ fn a_weight_over_the_binding_limit_is_refused_with_both_sizes() {
     let Some(gpu) = gpu_with(GpuOptions {
         allow_software: true,
         max_storage_binding: Some(8 << 20),
+        ..Default::default()
     }) else {
         return;
     };

@@ -43,6 +43,10 @@ pub struct GpuOptions {
     /// Request a smaller storage-buffer binding limit than the adapter offers, to
     /// check how a model that does not fit is refused.
     pub max_storage_binding: Option<u64>,
+    /// Multiply Q4_1 and Q8_0 weights by f32 activations, dequantizing the weights where
+    /// read, instead of rounding the activations to 8-bit blocks as the CPU path and
+    /// ggml do. Matches [`CpuBackend::with_f32_activations`](crate::backend::cpu::CpuBackend::with_f32_activations).
+    pub f32_activations: bool,
 }
 
 /// The adapter a backend runs on, as the report records it.
@@ -127,6 +131,7 @@ struct Inner {
     adapter: AdapterSummary,
     max_binding: u64,
     max_groups: u32,
+    f32_activations: bool,
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
     pool: RefCell<HashMap<u64, Vec<wgpu::Buffer>>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
@@ -258,6 +263,7 @@ impl GpuBackend {
                 adapter,
                 max_binding,
                 max_groups: required.max_compute_workgroups_per_dimension,
+                f32_activations: options.f32_activations,
                 pipelines: RefCell::new(HashMap::new()),
                 pool: RefCell::new(HashMap::new()),
                 encoder: RefCell::new(None),
@@ -692,7 +698,9 @@ impl Backend for GpuBackend {
             None => &self.inner.placeholder,
         };
         let params = [n32(m), n32(n), n32(k), bias.is_some() as u32];
-        if let WeightFormat::Blocks(format @ (BlockFormat::Q4_1 | BlockFormat::Q8_0)) = w.format {
+        if let (WeightFormat::Blocks(format @ (BlockFormat::Q4_1 | BlockFormat::Q8_0)), false) =
+            (w.format, self.inner.f32_activations)
+        {
             // The CPU path's arithmetic: activations rounded to 8-bit blocks first.
             let blocks = m * k / 32;
             let qs = self.output(vec![m * k])?;
