@@ -48,6 +48,14 @@ pub struct EvalSettings {
     /// 0 for the CLI, which is installed once like any program.
     #[serde(default)]
     pub runtime_download_bytes: u64,
+    /// Points of the main metric (as a fraction: 0.05 is 5 points) the small model may
+    /// fall behind the hosted one and still count as comparable.
+    #[serde(default = "default_margin")]
+    pub verdict_margin: f64,
+}
+
+fn default_margin() -> f64 {
+    crate::verdict::DEFAULT_MARGIN
 }
 
 fn default_amortised_queries() -> u64 {
@@ -84,6 +92,7 @@ impl Default for EvalSettings {
             device_threads: 1,
             amortised_queries: default_amortised_queries(),
             runtime_download_bytes: 0,
+            verdict_margin: crate::verdict::DEFAULT_MARGIN,
         }
     }
 }
@@ -1327,6 +1336,7 @@ fn compare(
     hosted: Option<&crate::report::HostedRun>,
     one_off_wh_per_query: f64,
     g_per_wh: f64,
+    margin: f64,
 ) -> Vec<crate::report::TaskComparison> {
     let Some(hosted) = hosted else {
         return Vec::new();
@@ -1354,13 +1364,21 @@ fn compare(
             let with_one_off = small_wh.estimate + one_off_wh_per_query;
             let hosted_wh = other.energy.wh_per_item.estimate;
             let hosted_g = other.energy.g_co2e_per_item.estimate;
+            let difference = small_score - hosted_score;
+            let judgement = crate::verdict::judge(
+                difference,
+                crate::verdict::difference_interval(&paired),
+                margin,
+                paired.len(),
+            );
             Some(crate::report::TaskComparison {
                 task: task.task.clone(),
                 metric: task.metric.clone(),
                 items_compared: paired.len(),
                 small_score,
                 hosted_score,
-                difference: small_score - hosted_score,
+                difference,
+                judgement,
                 small_wh_per_item: small_wh,
                 small_wh_per_item_with_one_off: with_one_off,
                 hosted_wh_per_item: other.energy.wh_per_item,
@@ -1408,7 +1426,19 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
         parts.hosted.as_ref(),
         one_off.wh_per_query.estimate,
         parts.grid.grid.g_co2e_per_kwh / 1000.0,
+        parts.settings.verdict_margin,
     );
+    let headline = (!comparisons.is_empty()).then(|| {
+        let outcomes: Vec<crate::verdict::TaskOutcome> = comparisons
+            .iter()
+            .map(|c| crate::verdict::TaskOutcome {
+                verdict: c.judgement.verdict,
+                small_g_co2e_per_item: c.small_g_co2e_per_item.estimate,
+                hosted_g_co2e_per_item: c.hosted_g_co2e_per_item.estimate,
+            })
+            .collect();
+        crate::verdict::headline(&outcomes)
+    });
     Ok(crate::report::Report {
         schema: crate::report::SCHEMA,
         seedling_version: env!("CARGO_PKG_VERSION"),
@@ -1444,6 +1474,7 @@ pub fn assemble_report(parts: RunParts) -> Result<crate::report::Report> {
             small_wh.map(|wh| wh + one_off.wh_per_query.estimate),
         ),
         comparisons,
+        headline,
         hosted_note: parts.hosted.is_none().then(|| NO_HOSTED_NOTE.to_string()),
         hosted: parts.hosted,
         cancelled: parts.cancelled,

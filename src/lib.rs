@@ -16,6 +16,7 @@ pub mod report;
 pub mod tasks;
 pub mod tokenize;
 pub mod train;
+pub mod verdict;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

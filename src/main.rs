@@ -139,6 +139,10 @@ mod cli {
             /// spread in the per-query figure.
             #[arg(long, default_value_t = 1000)]
             amortise_over: u64,
+            /// Points of the main metric the small model may fall behind the hosted one
+            /// and still count as comparable (0 to 100).
+            #[arg(long, default_value_t = 5.0)]
+            margin: f64,
             /// Power profile id from data/energy/power_profiles.csv.
             #[arg(long)]
             profile: Option<String>,
@@ -488,11 +492,15 @@ mod cli {
                 data,
                 execute_untrusted_code,
                 amortise_over,
+                margin,
                 profile,
                 grid,
                 out,
                 hosted,
             } => {
+                if !(0.0..=100.0).contains(margin) {
+                    bail!("--margin {margin} is outside 0 to 100 points; give it in points, e.g. --margin 5");
+                }
                 let args = EvalArgs {
                     tasks,
                     limit: *limit,
@@ -501,6 +509,7 @@ mod cli {
                     data,
                     execute_untrusted_code: *execute_untrusted_code,
                     amortise_over: *amortise_over,
+                    margin: *margin / 100.0,
                     profile: profile.as_deref(),
                     grid: grid.as_deref(),
                     out,
@@ -591,6 +600,8 @@ mod cli {
     }
 
     struct EvalArgs<'a> {
+        /// As a fraction of the metric: 0.05 is 5 points.
+        margin: f64,
         tasks: &'a Option<Vec<String>>,
         limit: usize,
         seed: u64,
@@ -766,6 +777,7 @@ mod cli {
             device_threads: threads,
             amortised_queries: args.amortise_over,
             runtime_download_bytes: 0,
+            verdict_margin: args.margin,
         };
         // The CLI guesses the country from the locale only (LANG such as fr_FR.UTF-8).
         let grid_request = eval::GridRequest {

@@ -212,6 +212,8 @@ pub struct TaskComparison {
     pub hosted_score: f64,
     /// Small minus hosted score, in the metric's units: positive when the small model scores higher.
     pub difference: f64,
+    /// Better, comparable, worse or inconclusive, with the paired interval and the rule.
+    pub judgement: crate::verdict::Judgement,
     /// The small model's energy per query for its own work.
     pub small_wh_per_item: Band,
     /// The same plus the run's one-off costs (downloads, training) spread over the
@@ -312,6 +314,9 @@ pub struct Report {
     pub hosted: Option<HostedRun>,
     /// Per-task comparison of the two models, for each task both ran.
     pub comparisons: Vec<TaskComparison>,
+    /// How many tasks the small model is good enough on, and at how much less carbon;
+    /// absent without a hosted baseline.
+    pub headline: Option<crate::verdict::Headline>,
     /// Set when no hosted model was configured: the published figures stand in for it.
     pub hosted_note: Option<String>,
     /// The run was cancelled; the results finished before it are all here.
@@ -534,6 +539,20 @@ impl Report {
                 times(comparison.energy_ratio_with_one_off),
                 times(comparison.carbon_ratio_with_one_off),
             ));
+            lines.push(format!(
+                "  verdict: {:?}, because {}",
+                comparison.judgement.verdict, comparison.judgement.reason
+            ));
+        }
+        if let Some(headline) = &self.headline {
+            let mut line = format!(
+                "{} of {} tasks comparable or better ({} judged, {} inconclusive)",
+                headline.good_enough, headline.of, headline.judged, headline.inconclusive
+            );
+            if let Some(ratio) = headline.carbon_ratio {
+                line.push_str(&format!(", at {ratio:.0} times less carbon per query"));
+            }
+            lines.push(line);
         }
         if let Some(hosted) = &self.hosted {
             lines.push(format!(

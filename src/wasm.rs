@@ -140,6 +140,15 @@ pub fn profile_options() -> Result<JsValue, JsError> {
     to_js(&options)
 }
 
+/// Judges a report's comparisons again with `margin` (a fraction: 0.05 is 5 points)
+/// and recomputes its headline; returns the updated report.
+#[wasm_bindgen]
+pub fn rejudge(report: JsValue, margin: f64) -> Result<JsValue, JsError> {
+    let mut report: serde_json::Value = serde_wasm_bindgen::from_value(report)?;
+    crate::verdict::rejudge(&mut report, margin).map_err(js_error)?;
+    to_js(&report)
+}
+
 /// Lists the default data files of `task` by their data-manifest destination.
 #[wasm_bindgen(js_name = defaultDataFiles)]
 pub fn default_data_files(task: &str) -> Result<Vec<String>, JsError> {
@@ -506,7 +515,8 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Runs the main job on the loaded models and data, and resolves to the report.
+    /// Runs the main job on the loaded models and data, and resolves to
+    /// `{report, emissionsCsv}`: the report and its CodeCarbon-style CSV.
     /// `onProgress(event)` receives each finished item; `executePython(program,
     /// timeoutMs)` runs HumanEval programs in the page's sandbox.
     #[wasm_bindgen(js_name = runEval)]
@@ -573,15 +583,27 @@ impl Engine {
                     .await
                     .map_err(js_error)?;
             report.runtime.fell_back = backend.fell_back();
-            Ok(to_js(&report)?)
+            // The CSV is built now: the page keeps it beside the report it saves.
+            Ok(to_js(&RunOutcome {
+                emissions_csv: report.emissions_csv(),
+                report: &report,
+            })?)
         }))
     }
 
     /// Stops the run in progress at its next item or streamed chunk; `runEval` then
-    /// resolves to a report of what finished, marked `cancelled`.
+    /// resolves to the report of what finished, marked `cancelled`.
     pub fn cancel(&self) {
         self.cancel.borrow().cancel();
     }
+}
+
+/// What `runEval` resolves to.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunOutcome<'a> {
+    report: &'a crate::report::Report,
+    emissions_csv: String,
 }
 
 /// Relays each finished item to the page.

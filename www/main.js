@@ -1,6 +1,7 @@
 // The page: settings, progress and results. Inference runs in worker.js so the
 // interface never freezes; this file only talks to the worker and draws.
 import { pickLanguage, translate } from './i18n.js';
+import { clearLatest, loadLatest, saveLatest } from './store.js';
 
 const params = new URLSearchParams(location.search);
 const TASKS = ['sentiment', 'story', 'gsm8k', 'code-summary', 'humaneval', 'embed'];
@@ -153,6 +154,7 @@ function applyLanguage() {
   renderEnergy();
   renderDataStatus();
   renderDetection();
+  renderSaved();
 }
 
 // Returns the bytes of the page's own scripts fetched so far, from the Resource Timing
@@ -360,9 +362,12 @@ function renderHosted() {
       cell(number(c.small_wh_per_item.estimate)), cell(number(c.hosted_wh_per_item.estimate)),
       cell(`${times(c.energy_ratio)} (${times(c.energy_ratio_with_one_off)})`),
       cell(`${times(c.carbon_ratio)} (${times(c.carbon_ratio_with_one_off)})`),
+      cell(t(`verdict_${c.judgement.verdict}`), `verdict verdict-${c.judgement.verdict}`),
+      cell(ruleText(c.judgement)),
     );
     return row;
   }));
+  renderHeadline(report?.headline);
 
   const summary = [];
   const configured = state.hostedSettings ?? report?.hosted;
@@ -376,6 +381,45 @@ function renderHosted() {
   if (report?.hosted?.stopped) summary.push(t('hostedStopped', { reason: report.hosted.stopped }));
   if (report?.cancelled) summary.push(t('hostedCancelled'));
   $('hosted-summary').textContent = summary.join(' ');
+}
+
+// The verdict's rule in the page's language, with the report's figures in points.
+function ruleText(judgement) {
+  const points = (value) => `${value >= 0 ? '+' : ''}${fixed(value * 100, 1)}`;
+  const [low, high] = judgement.interval;
+  return t(`rule_${judgement.rule}`, {
+    low: points(low), high: points(high), width: fixed((high - low) * 100, 1),
+    difference: points(judgement.difference), margin: fixed(judgement.margin * 100, 1),
+    items: judgement.items, minimum: judgement.minimum_items,
+  });
+}
+
+function renderHeadline(headline) {
+  $('headline').textContent = headline
+    ? t(headline.carbon_ratio ? 'headline' : 'headlineNoRatio', {
+      good: headline.good_enough, of: headline.of, ratio: times(headline.carbon_ratio),
+    })
+    : '';
+  $('headline-detail').textContent = headline
+    ? t('headlineDetail', { judged: headline.judged, inconclusive: headline.inconclusive })
+    : '';
+}
+
+// Judges the finished run again when the user moves the margin.
+async function onMarginChange() {
+  const margin = readMargin();
+  if (margin === null || !state.report?.comparisons?.length) return;
+  state.report = await request('rejudge', { report: state.report, margin });
+  renderHosted();
+}
+
+function readMargin() {
+  const points = Number($('margin').value);
+  if (!Number.isFinite(points) || points < 0 || points > 100) {
+    showError(t('marginInvalid', { value: $('margin').value }));
+    return null;
+  }
+  return points / 100;
 }
 
 function renderEnergy() {
@@ -461,6 +505,7 @@ function onHostedItem(event) {
   if (event.record) state.hostedItems.push({ task: event.task, record: event.record });
   setStatus('statusHosted', { task: t(`task_${event.task}`), done: event.done, total: event.total });
   renderHosted();
+  persist('running');
 }
 
 let runStarted = 0;
@@ -473,6 +518,130 @@ function onItem(event) {
   const left = (elapsed / event.done) * (event.total - event.done);
   setStatus('statusRunning', { task: t(`task_${event.task}`), done: event.done, total: event.total, left: duration(left) });
   renderTables();
+  persist('running');
+}
+
+// ---- Keeping, exporting and comparing results ----------------------------------
+
+let saving = Promise.resolve();
+
+// Saves the run so far: its finished items while it runs, then its report. Saves are
+// chained so the newest is written last; a failure warns and the run goes on.
+function persist(status) {
+  const record = {
+    status, startedAt: state.runStartedAt, savedAt: Date.now(), items: state.items,
+    hostedItems: state.hostedItems, hostedFailures: state.hostedFailures,
+    report: state.report, emissionsCsv: state.emissionsCsv ?? null,
+  };
+  saving = saving
+    .then(() => saveLatest(record))
+    .then(() => { state.saved = { status, startedAt: record.startedAt }; state.storageProblem = null; })
+    .catch((error) => {
+      state.storageProblem = error?.name === 'QuotaExceededError'
+        ? { key: 'storageFull' }
+        : { key: 'storageFailed', detail: error?.message ?? String(error) };
+    })
+    .finally(renderSaved);
+  return saving;
+}
+
+async function restore() {
+  let record;
+  try {
+    record = await loadLatest();
+  } catch (error) {
+    state.storageProblem = { key: 'storageFailed', detail: error?.message ?? String(error) };
+  }
+  if (record) {
+    state.items = { ...emptyItems(), ...record.items };
+    state.hostedItems = record.hostedItems ?? [];
+    state.hostedFailures = record.hostedFailures ?? [];
+    state.report = record.report ?? null;
+    state.emissionsCsv = record.emissionsCsv ?? null;
+    state.runStartedAt = record.startedAt;
+    state.saved = { status: record.status, startedAt: record.startedAt };
+    renderTables();
+    renderHosted();
+    renderEnergy();
+  }
+  renderSaved();
+}
+
+function renderSaved() {
+  const saved = state.saved;
+  const when = saved?.startedAt
+    ? new Intl.DateTimeFormat(state.language, { dateStyle: 'medium', timeStyle: 'short' }).format(saved.startedAt)
+    : '';
+  const finished = Object.values(state.items).reduce((sum, items) => sum + items.length, 0);
+  let text = t('savedNone');
+  if (state.storageProblem) text = t(state.storageProblem.key, state.storageProblem);
+  else if (saved?.status === 'done') text = t('savedDone', { time: when });
+  else if (saved?.status === 'running' && !state.running) text = t('savedPartial', { time: when, items: finished });
+  else if (saved?.status === 'running') text = '';
+  $('saved-status').textContent = text;
+  $('export-json').disabled = !state.report;
+  $('export-csv').disabled = !state.emissionsCsv;
+  renderSideBySide();
+}
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
+const stamp = () => new Date(state.report?.created_unix_ms ?? Date.now()).toISOString().slice(0, 19).replace(/:/g, '-');
+
+// Reads a report another device exported and shows it beside this one's.
+async function importReport(file) {
+  let other;
+  try {
+    other = JSON.parse(await file.text());
+  } catch (error) {
+    throw new Error(t('importInvalid', { file: file.name, reason: error.message }));
+  }
+  if (typeof other?.schema !== 'string' || !other.schema.startsWith('seedling-report/') || !Array.isArray(other.tasks)) {
+    throw new Error(t('importInvalid', { file: file.name, reason: `schema ${JSON.stringify(other?.schema ?? null)}` }));
+  }
+  state.other = { file: file.name, report: other };
+  renderSideBySide();
+}
+
+function renderSideBySide() {
+  const table = $('side-by-side');
+  const other = state.other;
+  if (!other || !state.report) {
+    table.hidden = true;
+    $('side-by-side-devices').textContent = other ? t('importNeedsRun', { file: other.file }) : '';
+    return;
+  }
+
+  const device = (report) => t('deviceLine', {
+    profile: report.profile?.label ?? report.profile?.id ?? '—',
+    backend: report.runtime?.backend ?? '—',
+    date: new Intl.DateTimeFormat(state.language, { dateStyle: 'medium', timeStyle: 'short' }).format(report.created_unix_ms ?? 0),
+  });
+  $('side-by-side-devices').textContent = t('sideBySide', {
+    this: device(state.report), other: device(other.report), file: other.file,
+  });
+
+  const names = [...new Set([...state.report.tasks, ...other.report.tasks].map((task) => task.task))];
+  const find = (report, name) => report.tasks.find((task) => task.task === name);
+  const score = (task) => (task ? fixed(task.score, 3) : '—');
+  const seconds = (task) => (task && task.items.length ? fixed(task.seconds / task.items.length, 2) : '—');
+  const carbon = (task) => (task ? number(task.energy.g_co2e_per_item.estimate) : '—');
+  table.tBodies[0].replaceChildren(...names.map((name) => {
+    const local = find(state.report, name);
+    const imported = find(other.report, name);
+    const row = document.createElement('tr');
+    row.append(cell(t(`task_${name}`)), cell(score(local)), cell(score(imported)), cell(seconds(local)),
+      cell(seconds(imported)), cell(carbon(local)), cell(carbon(imported)));
+    return row;
+  }));
+  table.hidden = false;
 }
 
 // ---- Running -----------------------------------------------------------------
@@ -540,9 +709,12 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
   state.hostedItems = [];
   state.hostedFailures = [];
   state.report = null;
+  state.emissionsCsv = null;
+  state.runStartedAt = Date.now();
   renderTables();
   renderHosted();
   renderEnergy();
+  renderSaved();
   try {
     state.hostedSettings = hosted === undefined ? readHosted(maxNewTokens) : hosted ?? undefined;
     renderHosted();
@@ -560,6 +732,7 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     const settings = {
       limit, seed, max_new_tokens: maxNewTokens, threads_used: 1, device_threads: threads,
       amortised_queries: amortised, runtime_download_bytes: runtimeBytes(),
+      verdict_margin: readMargin() ?? 0.05,
     };
     const grid = {
       code: $('grid').value || undefined,
@@ -569,10 +742,13 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     const profile = $('profile').value || state.detection?.profile_id;
     // Fault injection for tests: ?loseGpuAfterItems=N destroys the GPU device after N items.
     const loseGpuAfterItems = Number(new URLSearchParams(location.search).get('loseGpuAfterItems')) || undefined;
-    state.report = await request('run', {
+    const outcome = await request('run', {
       tasks, settings, userAgent: navigator.userAgent, grid, profile, hosted: state.hostedSettings,
       loseGpuAfterItems,
     });
+    state.report = outcome.report;
+    state.emissionsCsv = outcome.emissionsCsv;
+    await persist('done');
     if (state.report.cancelled) setStatus('statusCancelled');
     else setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
     renderHosted();
@@ -648,6 +824,18 @@ async function main() {
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
   $('cancel').addEventListener('click', () => cancel());
+  $('export-json').addEventListener('click', () =>
+    download(`seedling-${stamp()}.json`, 'application/json', JSON.stringify(state.report, null, 2)));
+  $('export-csv').addEventListener('click', () =>
+    download(`seedling-emissions-${stamp()}.csv`, 'text/csv', state.emissionsCsv));
+  $('clear-results').addEventListener('click', () => clearLatest()
+    .then(() => { state.saved = null; state.storageProblem = null; renderSaved(); })
+    .catch((error) => showError(error.message)));
+  $('import-file').addEventListener('change', (event) => {
+    const [file] = event.target.files;
+    if (file) importReport(file).catch((error) => showError(error.message));
+  });
+  $('margin').addEventListener('change', () => onMarginChange().catch((error) => showError(error.message)));
   try {
     const savedKey = sessionStorage.getItem(KEY_STORAGE);
     if (savedKey) {
@@ -674,6 +862,7 @@ async function main() {
   $('data-default').addEventListener('click', () => useDefaultData($('data-task').value).catch((error) => showError(error.message)));
 
   if (['auto', 'webgpu', 'cpu'].includes(params.get('backend'))) $('backend').value = params.get('backend');
+  await restore();
   setStatus('statusLoadingEngine');
   await startWorker();
   await renderGridOptions();
@@ -693,6 +882,8 @@ async function main() {
     checkGpuKernels: (iterations) => request('checkGpuKernels', { iterations }),
     useData,
     useDefaultData,
+    // Resolves once the latest save to IndexedDB has finished.
+    saved: () => saving,
   };
 
   if (params.get('autorun')) {

@@ -1,6 +1,6 @@
 // The inference worker: downloads and caches files, hands their bytes to the wasm
 // engine, and relays its progress. All checks and computation happen in Rust.
-import init, { Engine, defaultDataFiles, detectProfile, gridOptions, profileOptions, verifySha256 } from './pkg/seedling.js';
+import init, { Engine, defaultDataFiles, detectProfile, gridOptions, profileOptions, rejudge, verifySha256 } from './pkg/seedling.js';
 import { PythonSandbox } from './sandbox.js';
 
 const CACHE_NAME = 'seedling-files-v1';
@@ -158,6 +158,7 @@ const handlers = {
   gridOptions: ({ language }) => gridOptions(language),
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),
+  rejudge: ({ report, margin }) => rejudge(report, margin),
   async run({ tasks, settings, userAgent, grid, profile, hosted, loseGpuAfterItems }) {
     await loadData(tasks);
     // The wasm and its bindings are fetched here, so they are in this worker's timeline.

@@ -43,7 +43,8 @@ test('page compares the small model with llama.cpp on the same items', { timeout
   await page.fill('#hosted-model', 'SmolLM2-135M-Instruct');
   await page.fill('#hosted-size', '0.135');
   await page.fill('#hosted-max-tokens', '8');
-  const report = await page.evaluate(() => window.seedling.run({ tasks: ['sentiment'], limit: 2, maxNewTokens: 8 }));
+  // Ten items: the fewest that get a verdict other than inconclusive.
+  const report = await page.evaluate(() => window.seedling.run({ tasks: ['sentiment'], limit: 10, maxNewTokens: 8 }));
   const state = await page.evaluate(() => window.seedling.state);
   assert.deepEqual(state.errors, []);
 
@@ -57,9 +58,32 @@ test('page compares the small model with llama.cpp on the same items', { timeout
   }
   assert.equal(report.comparisons.length, 1);
   assert.equal(report.hosted_note, null);
-  assert.equal(await page.locator('#hosted-table tbody tr').count(), 2);
+  assert.equal(await page.locator('#hosted-table tbody tr').count(), 10);
   assert.equal(await page.locator('#comparison-table tbody tr').count(), 1);
   assert.match(await page.locator('#energy').innerText(), /Le modèle hébergé consomme/);
+
+  // The verdict and the headline, then judged again with a 100-point margin: no interval
+  // on a 0..1 metric is wider than 200 points, so the task cannot stay inconclusive.
+  const judgement = report.comparisons[0].judgement;
+  assert.ok(['better', 'comparable', 'worse', 'inconclusive'].includes(judgement.verdict));
+  assert.equal(judgement.margin, 0.05);
+  assert.equal(judgement.items, 10);
+  assert.equal(report.headline.of, 6);
+  assert.equal(report.headline.judged, 1);
+  const verdictCell = page.locator('#comparison-table tbody tr td.verdict');
+  assert.match(await verdictCell.innerText(), /^(meilleur|comparable|moins bon|non concluant)$/);
+  assert.match(await page.locator('#headline').innerText(), /^Comparable ou meilleur sur \d des 6 tâches/);
+  await page.fill('#margin', '100');
+  await page.dispatchEvent('#margin', 'change');
+  await page.waitForFunction(() => window.seedling.state.report.comparisons[0].judgement.margin === 1);
+  const again = await page.evaluate(() => window.seedling.state.report);
+  assert.ok(['better', 'comparable'].includes(again.comparisons[0].judgement.verdict));
+  assert.equal(again.headline.good_enough, 1);
+  assert.match(await verdictCell.innerText(), /^(meilleur|comparable)$/);
+  assert.match(await page.locator('#headline').innerText(), /^Comparable ou meilleur sur 1 des 6 tâches/);
+  await page.fill('#margin', '-3');
+  await page.dispatchEvent('#margin', 'change');
+  assert.match(await page.locator('#error').innerText(), /La marge -3 n’est pas un nombre de points/);
   await page.screenshot({ path: 'test-results/hosted-fr.png', fullPage: true });
 
   assert.deepEqual(problems.pageErrors, []);
