@@ -65,6 +65,22 @@ fn every_kernel_matches_the_cpu_path() {
     assert!(checks.len() >= 40, "only {} cases ran", checks.len());
 }
 
+/// Timing on the quick cases: both backends get a median per kernel, and the checks
+/// still pass when the inputs are reused across calls.
+#[test]
+fn kernel_timings_cover_both_backends() {
+    let Some(gpu) = gpu() else { return };
+    let checks = pollster::block_on(check_kernels(&gpu, true, 2)).expect("kernels run");
+    assert!(!checks.is_empty());
+    for check in &checks {
+        assert!(check.passed, "{check:?}");
+        let cpu_ms = check.cpu_ms.expect("a CPU timing");
+        let gpu_ms = check.gpu_ms.expect("a GPU timing");
+        assert!(cpu_ms.is_finite() && cpu_ms >= 0.0, "{check:?}");
+        assert!(gpu_ms.is_finite() && gpu_ms >= 0.0, "{check:?}");
+    }
+}
+
 /// Texts of several lengths and both languages the page serves.
 const SENTENCES: [&str; 5] = [
     "The battery lasted all day and the screen is bright.",

@@ -457,11 +457,20 @@ fn weight<B: Backend>(
     }
 }
 
-/// Runs one case on `backend`. `is_reference` marks the CPU side, which reads quantized
-/// weights as f32 unless the case compares with its native kernel.
-async fn run<B: Backend>(backend: &B, case: &Case, is_reference: bool) -> Result<Vec<f32>> {
+/// Runs `case` on `backend` and reads its result back. `is_reference` marks the CPU
+/// side, which reads quantized weights as f32 unless the case compares with its native
+/// kernel. With `iterations` above zero the operation then runs that many times more on
+/// the same inputs, and the median milliseconds per call come back. Each call counts
+/// until its result is read back; generating, quantizing and uploading the inputs do not.
+async fn run<B: Backend>(
+    backend: &B,
+    case: &Case,
+    is_reference: bool,
+    iterations: usize,
+) -> Result<(Vec<f32>, Option<f64>)> {
     let up = |seed: u64, dims: &[usize]| backend.upload(&host(seed, dims)?);
-    let out = match case {
+    type Call<'a, T> = Box<dyn Fn() -> Result<T> + 'a>;
+    let call: Call<'_, B::Tensor> = match case {
         Case::Linear {
             m,
             k,
@@ -474,7 +483,7 @@ async fn run<B: Backend>(backend: &B, case: &Case, is_reference: bool) -> Result
             let w = weight(backend, 2, *n, *k, *format, dequantized)?;
             let x = up(1, &[*m, *k])?;
             let b = if *bias { Some(up(3, &[*n])?) } else { None };
-            backend.linear(&x, &w, b.as_ref())?
+            Box::new(move || backend.linear(&x, &w, b.as_ref()))
         }
         Case::Embedding {
             rows,
@@ -484,7 +493,7 @@ async fn run<B: Backend>(backend: &B, case: &Case, is_reference: bool) -> Result
         } => {
             let table = weight(backend, 4, *rows, *columns, *format, is_reference)?;
             let ids: Vec<u32> = (0..*ids).map(|i| ((i * 37 + 11) % rows) as u32).collect();
-            backend.embedding(&table, &ids, 1)?
+            Box::new(move || backend.embedding(&table, &ids, 1))
         }
         Case::Add { dims, broadcast } => {
             let tail = dims.len() - 1;
@@ -493,36 +502,44 @@ async fn run<B: Backend>(backend: &B, case: &Case, is_reference: bool) -> Result
             } else {
                 dims.clone()
             };
-            backend.add(&up(5, dims)?, &up(6, &b_dims)?)?
+            let (a, b) = (up(5, dims)?, up(6, &b_dims)?);
+            Box::new(move || backend.add(&a, &b))
         }
-        Case::LayerNorm { rows, columns } => backend.layer_norm(
-            &up(7, &[*rows, *columns])?,
-            &up(8, &[*columns])?,
-            &up(9, &[*columns])?,
-            1e-12,
-        )?,
+        Case::LayerNorm { rows, columns } => {
+            let x = up(7, &[*rows, *columns])?;
+            let (gamma, beta) = (up(8, &[*columns])?, up(9, &[*columns])?);
+            Box::new(move || backend.layer_norm(&x, &gamma, &beta, 1e-12))
+        }
         Case::RmsNorm { rows, columns } => {
-            backend.rms_norm(&up(10, &[*rows, *columns])?, &up(11, &[*columns])?, 1e-5)?
+            let (x, w) = (up(10, &[*rows, *columns])?, up(11, &[*columns])?);
+            Box::new(move || backend.rms_norm(&x, &w, 1e-5))
         }
         Case::Gelu { n } => {
-            let x = host(12, &[*n])?.affine(8.0, 0.0)?;
-            backend.gelu(&backend.upload(&x)?)?
+            let x = backend.upload(&host(12, &[*n])?.affine(8.0, 0.0)?)?;
+            Box::new(move || backend.gelu(&x))
         }
         Case::SiluMul { n } => {
-            let gate = host(13, &[*n])?.affine(12.0, 0.0)?;
-            backend.silu_mul(&backend.upload(&gate)?, &up(14, &[*n])?)?
+            let gate = backend.upload(&host(13, &[*n])?.affine(12.0, 0.0)?)?;
+            let up_projection = up(14, &[*n])?;
+            Box::new(move || backend.silu_mul(&gate, &up_projection))
         }
         Case::SplitMerge { b, t, h, d } => {
-            let split = backend.split_heads(&up(15, &[*b, *t, h * d])?, *h)?;
-            let rotated = backend.rope(&split, 3, 10000.0)?;
-            backend.merge_heads(&rotated)?
+            let x = up(15, &[*b, *t, h * d])?;
+            let heads = *h;
+            Box::new(move || {
+                let split = backend.split_heads(&x, heads)?;
+                backend.merge_heads(&backend.rope(&split, 3, 10000.0)?)
+            })
         }
         Case::Rope { b, h, t, d, offset } => {
-            backend.rope(&up(16, &[*b, *h, *t, *d])?, *offset, 100000.0)?
+            let x = up(16, &[*b, *h, *t, *d])?;
+            let offset = *offset;
+            Box::new(move || backend.rope(&x, offset, 100000.0))
         }
         Case::Append { b, h, t1, t2, d } => {
             let cache = up(17, &[*b, *h, *t1, *d])?;
-            backend.append_sequence(Some(&cache), &up(18, &[*b, *h, *t2, *d])?)?
+            let new = up(18, &[*b, *h, *t2, *d])?;
+            Box::new(move || backend.append_sequence(Some(&cache), &new))
         }
         Case::Attention {
             b,
@@ -543,18 +560,35 @@ async fn run<B: Backend>(backend: &B, case: &Case, is_reference: bool) -> Result
                     lengths: (0..*b).map(|i| tk - 3 * i).collect(),
                 }
             };
-            backend.attention(&q, &k, &v, &mask)?
+            Box::new(move || backend.attention(&q, &k, &v, &mask))
         }
         Case::MeanPool { b, t, c } => {
             let lengths: Vec<usize> = (0..*b).map(|i| t - 2 * i).collect();
-            backend.mean_pool(&up(22, &[*b, *t, *c])?, &lengths)?
+            let x = up(22, &[*b, *t, *c])?;
+            Box::new(move || backend.mean_pool(&x, &lengths))
         }
         Case::L2Normalize { rows, columns } => {
-            backend.l2_normalize(&up(23, &[*rows, *columns])?)?
+            let x = up(23, &[*rows, *columns])?;
+            Box::new(move || backend.l2_normalize(&x))
         }
-        Case::LastPosition { b, t, c } => backend.last_position(&up(24, &[*b, *t, *c])?)?,
+        Case::LastPosition { b, t, c } => {
+            let x = up(24, &[*b, *t, *c])?;
+            Box::new(move || backend.last_position(&x))
+        }
     };
-    backend.read(&out).await
+    // The first call is also the warm-up.
+    let values = backend.read(&call()?).await?;
+    if iterations == 0 {
+        return Ok((values, None));
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = web_time::Instant::now();
+        backend.read(&call()?).await?;
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((values, Some(samples[samples.len() / 2])))
 }
 
 fn relative_error(gpu: &[f32], cpu: &[f32]) -> f64 {
@@ -576,20 +610,6 @@ fn relative_error(gpu: &[f32], cpu: &[f32]) -> f64 {
     worst / scale
 }
 
-/// Milliseconds per call of `case` on `backend`, the median of `iterations` after a
-/// warm-up; a GPU call counts until its result is read back.
-async fn time<B: Backend>(backend: &B, case: &Case, iterations: usize) -> Result<f64> {
-    run(backend, case, false).await?;
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = web_time::Instant::now();
-        run(backend, case, false).await?;
-        samples.push(start.elapsed().as_secs_f64() * 1000.0);
-    }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
-}
-
 /// Runs every case on the GPU and the CPU and compares them; with `timing_iterations`
 /// above zero, also times each side.
 pub async fn check_kernels(
@@ -600,18 +620,15 @@ pub async fn check_kernels(
     let cpu = CpuBackend::new();
     let mut checks = Vec::new();
     for case in cases(quick) {
-        let on_gpu = run(gpu, &case, false).await?;
-        let on_cpu = run(&cpu, &case, true).await?;
+        let (on_gpu, gpu_ms) = run(gpu, &case, false, timing_iterations).await?;
+        let (on_cpu, _) = run(&cpu, &case, true, 0).await?;
+        // Timed with the CPU backend's own weights, not the f32 reference's.
+        let cpu_ms = match timing_iterations {
+            0 => None,
+            n => run(&cpu, &case, false, n).await?.1,
+        };
         let error = relative_error(&on_gpu, &on_cpu);
         let tolerance = case.tolerance();
-        let (cpu_ms, gpu_ms) = if timing_iterations > 0 {
-            (
-                Some(time(&cpu, &case, timing_iterations).await?),
-                Some(time(gpu, &case, timing_iterations).await?),
-            )
-        } else {
-            (None, None)
-        };
         checks.push(KernelCheck {
             kernel: case.name(),
             shape: case.shape(),
