@@ -2,8 +2,8 @@
 """Serve the page on 127.0.0.1: `www/` at `/`, plus `models/`, `data/` and Pyodide beside it.
 
 Sends the headers the page needs: `application/wasm` for WebAssembly, cross-origin
-isolation (COOP/COEP) so a later multi-threaded build can use SharedArrayBuffer,
-and `no-cache` so a rebuilt page is picked up on reload.
+isolation (COOP/COEP) so a later multi-threaded build can use SharedArrayBuffer, a
+Content Security Policy, and `no-cache` so a rebuilt page is picked up on reload.
 """
 
 import argparse
@@ -18,6 +18,9 @@ MOUNTS = {
     "/data/": ROOT / "data",
     # Pyodide from the npm package, loaded by www/python-worker.js.
     "/vendor/pyodide/": ROOT / "node_modules" / "pyodide",
+    # Worker scripts of the browser tests, which the page's policy admits only from
+    # this origin. `./build.sh dist` leaves them out.
+    "/test-scaffold/": ROOT / "tests" / "browser" / "scaffold",
 }
 
 # Content Security Policy of the Python sandbox worker. A worker takes its CSP
@@ -28,6 +31,36 @@ MOUNTS = {
 # from this origin and compiles its WebAssembly.
 PYTHON_WORKER_PATH = "/python-worker.js"
 PYTHON_WORKER_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'none'"
+
+# Content Security Policy of the page and of its inference worker. Scripts, styles,
+# workers and WebAssembly come from this origin only, with no inline code or eval.
+# Connections may go to this origin, to any HTTPS origin and to loopback, because the
+# user types in the hosted API's URL. The client itself connects only to that URL.
+PAGE_CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "connect-src 'self' https: http://127.0.0.1:* http://localhost:*",
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
+
+
+def static_host_headers() -> str:
+    """Formats the headers above as a `_headers` file for Netlify and Cloudflare Pages."""
+    common = [
+        "  Cross-Origin-Opener-Policy: same-origin",
+        "  Cross-Origin-Embedder-Policy: require-corp",
+    ]
+    lines = ["/*", *common, f"  Content-Security-Policy: {PAGE_CSP}", ""]
+    lines += [PYTHON_WORKER_PATH, "  ! Content-Security-Policy",
+              f"  Content-Security-Policy: {PYTHON_WORKER_CSP}", ""]
+    lines += ["/*.wasm", "  Content-Type: application/wasm", ""]
+    return "\n".join(lines)
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -60,6 +93,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         if self.path.split("?", 1)[0].split("#", 1)[0] == PYTHON_WORKER_PATH:
             self.send_header("Content-Security-Policy", PYTHON_WORKER_CSP)
+        else:
+            self.send_header("Content-Security-Policy", PAGE_CSP)
         super().end_headers()
 
     def log_message(self, format, *args):
@@ -71,7 +106,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--headers", action="store_true",
+                        help="print these headers as a static host's _headers file and exit")
     args = parser.parse_args()
+    if args.headers:
+        print(static_host_headers(), end="")
+        return 0
 
     handler = partial(Handler, directory=str(ROOT / "www"))
     try:

@@ -16,10 +16,10 @@ export async function launch({ withoutWebGpu = false } = {}) {
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
 }
 
-// Opens a fresh context and page; `problems` collects console errors, page errors
-// and any request to a host other than 127.0.0.1.
-export async function openPage(browser, path = '') {
-  const context = await browser.newContext();
+// Opens a page in `context` (a fresh one by default); `problems` collects console
+// errors, page errors and any request to a host other than 127.0.0.1.
+export async function openPage(browser, path = '', context = undefined) {
+  context ??= await browser.newContext();
   const problems = { consoleErrors: [], pageErrors: [], foreignRequests: [] };
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());

@@ -24,6 +24,7 @@ before(async () => {
   browser = await launch();
   ({ context, page, problems } = await openPage(browser));
   context.on('request', (request) => requestedUrls.push(request.url()));
+
   await page.evaluate(async () => {
     const { PythonSandbox } = await import('/sandbox.js');
     window.testSandbox = new PythonSandbox();
@@ -117,10 +118,10 @@ test('worker crash gives failed and a fresh worker', { timeout: 120_000 }, async
 
 test('network access from Python is blocked', { timeout: 120_000 }, async () => {
   // Control: requests from a worker show up in requestedUrls.
+  // The page's policy admits workers from its own origin only, so the tests' worker
+  // scripts (tests/browser/scaffold/) are served there by scripts/serve.py.
   await page.evaluate(async () => {
-    const url = new URL('/index.html?worker-control=1', location.href).href;
-    const source = `fetch(${JSON.stringify(url)}).then(() => postMessage('done'))`;
-    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+    const worker = new Worker('/test-scaffold/control.js');
     await new Promise((resolve) => { worker.onmessage = resolve; });
     worker.terminate();
   });
@@ -213,26 +214,15 @@ test('output is captured and capped', { timeout: 120_000 }, async () => {
 });
 
 test('sandbox runs inside a module worker', { timeout: 120_000 }, async () => {
-  const results = await page.evaluate(async (limit) => {
-    const sandboxUrl = new URL('/sandbox.js', location.href).href;
-    const source = `
-      import { PythonSandbox } from ${JSON.stringify(sandboxUrl)};
-      const sandbox = new PythonSandbox();
-      const results = [];
-      for (const program of ['print(6 * 7)', 'while True:\\n    pass', 'print(7 * 6)']) {
-        results.push(await sandbox.run(program, ${limit}));
-      }
-      sandbox.terminate();
-      postMessage(results);
-    `;
-    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });
+  const results = await page.evaluate(async () => {
+    const worker = new Worker('/test-scaffold/module.js', { type: 'module' });
     const reply = await new Promise((resolve, reject) => {
       worker.onmessage = (event) => resolve(event.data);
       worker.onerror = (event) => reject(new Error(event.message || 'the outer worker failed'));
     });
     worker.terminate();
     return reply;
-  }, 1000);
+  });
   assert.deepEqual(results.map((result) => result.outcome), ['passed', 'timed out', 'passed']);
   assert.equal(results[0].stdout, '42\n');
   assert.equal(results[2].stdout, '42\n');
