@@ -8,6 +8,9 @@
 #                               run the main job in headless Chromium and write a JSON report
 #   ./build.sh fetch            fetch and verify the default models and data only
 #   ./build.sh build            build the native CLI and the page, without serving
+#   ./build.sh dist [--out DIR] [--model-base URL]
+#                               a static folder (default dist/) for any static host, with the
+#                               model files in it unless URL gives where they are served
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -227,6 +230,49 @@ command_eval() {
     SEEDLING_URL=$SERVER_URL node scripts/eval_in_browser.mjs "$@"
 }
 
+# Builds a static site: the page and its wasm, Pyodide, the manifests, the sentiment
+# head, the data files and the model files. With --model-base, config.json names where
+# the model files are served instead. A _headers file serves Netlify and Cloudflare Pages.
+command_dist() {
+    local out=dist model_base=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --out) out=${2:-}; shift 2 || die "--out needs a folder" ;;
+            --model-base) model_base=${2:-}; shift 2 || die "--model-base needs a URL" ;;
+            *) die "unknown dist option \"$1\"; use --out DIR and --model-base URL" ;;
+        esac
+    done
+    [ -n "$out" ] || die "--out needs a folder, e.g. --out /tmp/seedling-site"
+
+    if [ -n "$model_base" ]; then
+        [[ "$model_base" =~ ^https?://[^[:space:]\"\\]+$ ]] ||
+            die "invalid --model-base \"$model_base\": give an http(s) URL, e.g. https://example.org/seedling-models/"
+        case "$model_base" in */) ;; *) model_base="$model_base/" ;; esac
+    fi
+    if [ -e "$out" ] && [ ! -f "$out/.seedling-dist" ]; then
+        die "$out exists and is not a folder ./build.sh dist made; choose another --out or remove it"
+    fi
+    build_all
+
+    rm -rf "$out"
+    mkdir -p "$out/models" "$out/data" "$out/vendor"
+    touch "$out/.seedling-dist"
+    cp -r www/. "$out/"
+    cp models/manifest.json "$out/models/"
+    cp -r models/heads "$out/models/heads"
+    cp data/manifest.json "$out/data/"
+    cp -r data/files "$out/data/files"
+    cp -r node_modules/pyodide "$out/vendor/pyodide"
+    if [ -n "$model_base" ]; then
+        printf '{\n  "modelBase": "%s"\n}\n' "$model_base" >"$out/config.json"
+        log "model files are to be served at $model_base (their paths as in models/manifest.json), with CORS"
+    else
+        cp -r models/files "$out/models/files"
+    fi
+    python3 scripts/serve.py --headers >"$out/_headers"
+    log "static site in $out ($(du -sh "$out" | cut -f1)); see README.md for the headers it needs"
+}
+
 command_serve() {
     case "$PORT" in
         ''|*[!0-9]*) die "invalid PORT \"$PORT\": give a TCP port number, e.g. PORT=8081 ./build.sh serve" ;;
@@ -242,8 +288,9 @@ case "${1:-}" in
     eval) shift; command_eval "$@" ;;
     fetch) shift; fetch_assets "$@" ;;
     build) shift; build_all ;;
+    dist) shift; command_dist "$@" ;;
     *)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
         case "${1:-}" in
             ""|-h|--help|help) exit 0 ;;
         esac

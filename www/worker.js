@@ -87,10 +87,19 @@ function record(entry) {
   return { name: entry.dest, sha256: entry.sha256, bytes: entry.bytes };
 }
 
+// Returns the base URL of the model files: `models/files/` beside the page, unless the
+// deployer's config.json names another (`./build.sh dist --model-base URL`).
+async function modelBase() {
+  const config = await readJson('config.json');
+  const base = config.modelBase ?? 'models/files/';
+  return new URL(base.endsWith('/') ? base : `${base}/`, self.location.href).href;
+}
+
 async function loadModels(which) {
   const manifest = await readJson('models/manifest.json');
   const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
-  const get = async (dest) => fetchVerified(`models/files/${dest}`, byDest[dest]);
+  const base = await modelBase();
+  const get = async (dest) => fetchVerified(new URL(dest, base).href, byDest[dest]);
   const info = {};
 
   if (which.includes('llm')) {
