@@ -646,6 +646,44 @@ function renderSideBySide() {
 
 // ---- Running -----------------------------------------------------------------
 
+// The models a run of `tasks` loads. With a hosted model, SmolLM2's tokenizer counts
+// the tokens of replies that come without usage.
+function modelsFor(tasks, hosted) {
+  const models = [];
+  const chat = ['story', 'gsm8k', 'code-summary', 'humaneval'];
+  if (tasks.some((task) => chat.includes(task)) || hosted) models.push('llm');
+  if (tasks.some((task) => ['story', 'sentiment', 'embed'].includes(task))) models.push('encoder');
+  if (tasks.includes('sentiment')) models.push('head');
+  return models;
+}
+
+const megabytes = (bytes) => `${number(bytes / 1e6, 3)} ${state.language === 'fr' ? 'Mo' : 'MB'}`;
+
+// Says, before the run, how much the selected tasks would download, and how much the
+// browser's cache holds.
+async function renderCacheStatus() {
+  const { tasks } = readSettings();
+  const hosted = Boolean($('hosted-url').value.trim());
+  try {
+    const status = await request('cacheStatus', { models: modelsFor(tasks, hosted) });
+    state.cache = status;
+  } catch (error) {
+    state.cache = { failed: error.message };
+  }
+  const cache = state.cache;
+  $('download-warning').textContent = cache.pending > 0 ? t('downloadWarning', { size: megabytes(cache.pending) }) : '';
+  $('cache-status').textContent = cache.failed
+    ? t('cacheUnavailable', { reason: cache.failed })
+    : t('cacheHolds', { size: megabytes(cache.cached ?? 0) });
+  $('clear-cache').disabled = !(cache.cached > 0);
+}
+
+async function clearCache() {
+  await request('clearCache');
+  await renderCacheStatus();
+  $('cache-status').textContent += ` ${t('cacheCleared')}`;
+}
+
 const defaultTasks = () => TASKS.filter((task) => !NEEDS_USER_DATA.includes(task) || state.userData[task]);
 
 // Reads the hosted-LLM settings; `undefined` when no base URL is given.
@@ -719,13 +757,8 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     state.hostedSettings = hosted === undefined ? readHosted(maxNewTokens) : hosted ?? undefined;
     renderHosted();
     setStatus('statusDownloading');
-    const models = [];
-    // With a hosted model, SmolLM2's tokenizer counts the tokens of replies that come without usage.
-    const chat = ['story', 'gsm8k', 'code-summary', 'humaneval'];
-    if (tasks.some((task) => chat.includes(task)) || state.hostedSettings) models.push('llm');
-    if (tasks.some((task) => ['story', 'sentiment', 'embed'].includes(task))) models.push('encoder');
-    if (tasks.includes('sentiment')) models.push('head');
-    await request('load', { models });
+    await request('load', { models: modelsFor(tasks, Boolean(state.hostedSettings)) });
+    renderCacheStatus();
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
     const amortised = Math.max(1, Number($('amortise').value) || 1000);
@@ -820,6 +853,7 @@ async function main() {
     state.language = event.target.value;
     applyLanguage();
     renderBackend();
+    renderCacheStatus();
     renderGridOptions().catch((error) => showError(error.message));
   });
   $('run').addEventListener('click', () => run(readSettings()).catch(() => {}));
@@ -835,6 +869,11 @@ async function main() {
     const [file] = event.target.files;
     if (file) importReport(file).catch((error) => showError(error.message));
   });
+  $('clear-cache').addEventListener('click', () => clearCache().catch((error) => showError(error.message)));
+  for (const box of document.querySelectorAll('input[name=task]')) {
+    box.addEventListener('change', () => renderCacheStatus());
+  }
+  $('hosted-url').addEventListener('change', () => renderCacheStatus());
   $('margin').addEventListener('change', () => onMarginChange().catch((error) => showError(error.message)));
   try {
     const savedKey = sessionStorage.getItem(KEY_STORAGE);
@@ -867,6 +906,7 @@ async function main() {
   await startWorker();
   await renderGridOptions();
   await detectDevice();
+  await renderCacheStatus();
   setStatus('statusIdle');
 
   // The automation surface used by the browser tests and `./build.sh eval`.

@@ -95,6 +95,33 @@ async function modelBase() {
   return new URL(base.endsWith('/') ? base : `${base}/`, self.location.href).href;
 }
 
+// The model files each model needs, by their manifest destination.
+const MODEL_FILES = {
+  llm: ['SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf'],
+  encoder: ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json']
+    .map((name) => `all-MiniLM-L6-v2/${name}`),
+};
+
+// Returns the bytes `which` models would download (files not in the cache yet) and
+// the bytes the cache holds, so the page can warn before a large download.
+async function cacheStatus(which) {
+  const manifest = await readJson('models/manifest.json');
+  const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
+  const base = await modelBase();
+  const cache = await openCache();
+  let pending = 0;
+  for (const dest of which.flatMap((model) => MODEL_FILES[model] ?? [])) {
+    const hit = cache && await cache.match(new URL(dest, base).href);
+    if (!hit) pending += byDest[dest].bytes;
+  }
+  let cached = 0;
+  for (const request of cache ? await cache.keys() : []) {
+    const entry = manifest.files.find((file) => request.url.endsWith(`/${file.dest}`));
+    cached += entry?.bytes ?? 0;
+  }
+  return { pending, cached };
+}
+
 async function loadModels(which) {
   const manifest = await readJson('models/manifest.json');
   const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
@@ -103,7 +130,7 @@ async function loadModels(which) {
   const info = {};
 
   if (which.includes('llm')) {
-    const dest = 'SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf';
+    const [dest] = MODEL_FILES.llm;
     const bytes = await get(dest);
     post({ type: 'status', key: 'statusLoadingModel', values: { model: 'SmolLM2-135M-Instruct' } });
     info.llm = engine.loadLlm(bytes, record(byDest[dest]));
@@ -118,8 +145,7 @@ async function loadModels(which) {
     info.head = engine.loadHead(weights, recordText);
   }
   if (which.includes('encoder')) {
-    const names = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
-    const dests = names.map((name) => `all-MiniLM-L6-v2/${name}`);
+    const dests = MODEL_FILES.encoder;
     const [weights, tokenizer, config, sentence] = await Promise.all(dests.map(get));
     post({ type: 'status', key: 'statusLoadingModel', values: { model: 'all-MiniLM-L6-v2' } });
     info.encoder = engine.loadEncoder(weights, tokenizer, config, sentence, dests.map((dest) => record(byDest[dest])));
@@ -164,6 +190,9 @@ const handlers = {
     return { threads: navigator.hardwareConcurrency || 1, backend: chosen };
   },
   load: ({ models }) => loadModels(models),
+  cacheStatus: ({ models }) => cacheStatus(models),
+  // Deletes every cached model and data file; the next run downloads them again.
+  clearCache: () => caches.delete(CACHE_NAME),
   gridOptions: ({ language }) => gridOptions(language),
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),

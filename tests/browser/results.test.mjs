@@ -97,3 +97,40 @@ test('a tab reloaded mid-run keeps the items that finished, in French', { timeou
   assert.deepEqual(problems.foreignRequests, []);
   await context.close();
 });
+
+test('the page gives the download size first and clears cached models', { timeout: 300_000 }, async () => {
+  const { context, page, problems } = await openPage(browser, '?lang=en');
+  const warning = page.locator('#download-warning');
+  const megabytes = async () => Number((await warning.innerText()).match(/downloads ([\d.,]+) MB/)?.[1].replace(/,/g, ''));
+  const everything = await megabytes();
+  assert.ok(everything > 100, `${await warning.innerText()}`);
+
+  // Only the embedding task: the encoder alone, about 91 MB.
+  for (const task of ['sentiment', 'gsm8k', 'code-summary', 'humaneval']) {
+    await page.uncheck(`input[name=task][value="${task}"]`);
+  }
+  await page.waitForFunction((before) => {
+    const size = document.getElementById('download-warning').textContent.match(/downloads ([\d.,]+) MB/)?.[1];
+    return size && Number(size.replace(/,/g, '')) < before;
+  }, everything);
+  const encoder = await megabytes();
+  assert.ok(encoder > 80 && encoder < 100, `encoder ${encoder} MB`);
+
+  await page.evaluate(() => window.seedling.load(['encoder']));
+  await page.check('input[name=task][value="sentiment"]');
+  await page.uncheck('input[name=task][value="sentiment"]');
+  await page.waitForFunction(() => document.getElementById('download-warning').textContent === '');
+  assert.match(await page.locator('#cache-status').innerText(), /holds (9\d|8\d)[.\d]* MB of model files/);
+  assert.equal(await page.locator('#clear-cache').isDisabled(), false);
+
+  await page.click('#clear-cache');
+  await page.waitForFunction(() => /deleted/.test(document.getElementById('cache-status').textContent));
+  assert.match(await page.locator('#cache-status').innerText(), /holds 0 MB of model files\. Cached model and data files deleted\./);
+  assert.ok(await megabytes() > 80);
+  assert.equal(await page.locator('#clear-cache').isDisabled(), true);
+
+  assert.deepEqual(problems.pageErrors, []);
+  assert.deepEqual(problems.consoleErrors, []);
+  assert.deepEqual(problems.foreignRequests, []);
+  await context.close();
+});
