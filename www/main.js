@@ -457,6 +457,14 @@ function renderEnergy() {
       gridName: state.language === 'fr' ? report.grid.name_fr : report.grid.name, gridSource: report.grid.source,
     }));
     paragraph(t('energyMarginal', { wh: number(task.energy.marginal_wh.estimate / Math.max(1, task.items.length)) }));
+    // The same figures as a worked calculation, so a reader can redo it by hand.
+    const energy = task.energy;
+    paragraph(t('energyFormula', {
+      power: number(energy.power_w.estimate, 3), share: number(energy.share, 3),
+      seconds: number(energy.seconds / Math.max(1, energy.items), 3),
+      wh: number(energy.attributional_wh_per_item.estimate, 3), grid: number(report.grid.g_co2e_per_kwh, 4),
+      g: number(energy.g_co2e_per_item.estimate, 3),
+    }));
   }
   const gridName = state.language === 'fr' ? report.grid.name_fr : report.grid.name;
   paragraph(t('gridChoice', {

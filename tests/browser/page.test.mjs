@@ -44,6 +44,12 @@ test('page runs both models end to end', { timeout: 900_000 }, async () => {
   assert.equal(await page.locator('#sentiment-table tbody tr').count(), 2);
   assert.equal(await page.locator('#embed-table tbody tr').count(), 2);
   assert.match(await page.locator('#energy').innerText(), /Wh/);
+  // The worked calculation uses the report's own figures, and they agree with each other.
+  const energy = sentiment.energy;
+  const perQuery = energy.power_w.estimate * (energy.seconds / energy.items) / 3600;
+  assert.ok(Math.abs(perQuery - energy.attributional_wh_per_item.estimate) <= 1e-9 + 1e-6 * perQuery, `${perQuery}`);
+  const formula = new Intl.NumberFormat('en', { maximumSignificantDigits: 3 }).format(energy.power_w.estimate);
+  assert.match(await page.locator('#energy').innerText(), new RegExp(`How it is computed: ${formula.replace('.', '\\.')} W`));
   await page.screenshot({ path: 'test-results/page-en.png', fullPage: true });
 
   assert.deepEqual(problems.consoleErrors, []);
