@@ -598,7 +598,7 @@ impl Engine {
     }
 }
 
-/// What `runEval` resolves to.
+/// The value `runEval` resolves to.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RunOutcome<'a> {

@@ -513,7 +513,7 @@ function onHostedItem(event) {
   if (event.record) state.hostedItems.push({ task: event.task, record: event.record });
   setStatus('statusHosted', { task: t(`task_${event.task}`), done: event.done, total: event.total });
   renderHosted();
-  persist('running');
+  persistSoon();
 }
 
 let runStarted = 0;
@@ -526,16 +526,41 @@ function onItem(event) {
   const left = (elapsed / event.done) * (event.total - event.done);
   setStatus('statusRunning', { task: t(`task_${event.task}`), done: event.done, total: event.total, left: duration(left) });
   renderTables();
-  persist('running');
+  persistSoon();
 }
 
 // ---- Keeping, exporting and comparing results ----------------------------------
 
 let saving = Promise.resolve();
+let queuedSave = null;
+
+// Saves the running run at most once a second: each save writes every item so far.
+function persistSoon() {
+  if (queuedSave !== null) return;
+  queuedSave = setTimeout(() => {
+    queuedSave = null;
+    persist('running');
+  }, 1000);
+}
+
+// Writes a queued save now; resolves once every save has finished.
+function flushSaves() {
+  if (queuedSave !== null) {
+    clearTimeout(queuedSave);
+    queuedSave = null;
+    persist('running');
+  }
+  return saving;
+}
 
 // Saves the run so far: its finished items while it runs, then its report. Saves are
 // chained so the newest is written last; a failure warns and the run goes on.
 function persist(status) {
+  // A queued save of the running state must not overwrite the finished one.
+  if (status !== 'running' && queuedSave !== null) {
+    clearTimeout(queuedSave);
+    queuedSave = null;
+  }
   const record = {
     status, startedAt: state.runStartedAt, savedAt: Date.now(), items: state.items,
     hostedItems: state.hostedItems, hostedFailures: state.hostedFailures,
@@ -931,7 +956,7 @@ async function main() {
     useData,
     useDefaultData,
     // Resolves once the latest save to IndexedDB has finished.
-    saved: () => saving,
+    saved: flushSaves,
   };
 
   if (params.get('autorun')) {

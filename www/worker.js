@@ -102,15 +102,15 @@ const MODEL_FILES = {
     .map((name) => `all-MiniLM-L6-v2/${name}`),
 };
 
-// Returns the bytes `which` models would download (files not in the cache yet) and
+// Returns the bytes the given models would download (files not in the cache yet) and
 // the bytes the cache holds, so the page can warn before a large download.
-async function cacheStatus(which) {
+async function cacheStatus(models) {
   const manifest = await readJson('models/manifest.json');
   const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
   const base = await modelBase();
   const cache = await openCache();
   let pending = 0;
-  for (const dest of which.flatMap((model) => MODEL_FILES[model] ?? [])) {
+  for (const dest of models.flatMap((model) => MODEL_FILES[model] ?? [])) {
     const hit = cache && await cache.match(new URL(dest, base).href);
     if (!hit) pending += byDest[dest].bytes;
   }
