@@ -7,6 +7,7 @@ pub mod data;
 pub mod energy;
 pub mod error;
 pub mod eval;
+pub mod feasibility;
 pub mod hosted;
 pub mod inputs;
 pub mod integrity;

@@ -149,6 +149,27 @@ pub fn rejudge(report: JsValue, margin: f64) -> Result<JsValue, JsError> {
     to_js(&report)
 }
 
+/// Checks a finished report against the device's limits (`DeviceLimits` in camelCase).
+#[wasm_bindgen(js_name = assessFeasibility)]
+pub fn assess_feasibility(report: JsValue, limits: JsValue) -> Result<JsValue, JsError> {
+    let report: serde_json::Value = serde_wasm_bindgen::from_value(report)?;
+    let limits: crate::feasibility::DeviceLimits = serde_wasm_bindgen::from_value(limits)?;
+    to_js(&crate::feasibility::assess(&report, &limits).map_err(js_error)?)
+}
+
+/// `g_co2e` in everyday equivalents for readers of `language`, each with its source.
+#[wasm_bindgen]
+pub fn equivalents(g_co2e: f64, language: &str) -> Result<JsValue, JsError> {
+    to_js(&crate::energy::equivalents::express(g_co2e, language).map_err(js_error)?)
+}
+
+/// The size of this module's WebAssembly memory in bytes. Wasm memory grows and never
+/// shrinks, so after a run this is the run's peak.
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
+}
+
 /// Lists the default data files of `task` by their data-manifest destination.
 #[wasm_bindgen(js_name = defaultDataFiles)]
 pub fn default_data_files(task: &str) -> Result<Vec<String>, JsError> {
@@ -186,6 +207,8 @@ pub struct Engine {
     cancel: RefCell<crate::hosted::CancelFlag>,
     /// Backend the models load on, chosen by `useBackend` before any model loads.
     backend: Rc<RefCell<AutoBackend>>,
+    /// The encoder file the loaded sentiment head was trained on.
+    head_trained_on: RefCell<Option<FileRecord>>,
 }
 
 impl Default for Engine {
@@ -203,6 +226,7 @@ impl Engine {
             data: Rc::new(RefCell::new(BTreeMap::new())),
             cancel: RefCell::new(Default::default()),
             backend: Rc::new(RefCell::new(AutoBackend::cpu())),
+            head_trained_on: RefCell::new(None),
         }
     }
 
@@ -284,7 +308,8 @@ impl Engine {
         })
     }
 
-    /// Loads a sentence-transformers encoder from verified file bytes.
+    /// Loads a sentence-transformers encoder from verified file bytes. `model_name`
+    /// names a user's own encoder in the report; the default is all-MiniLM-L6-v2.
     #[wasm_bindgen(js_name = loadEncoder)]
     pub fn load_encoder(
         &self,
@@ -293,6 +318,7 @@ impl Engine {
         config_json: &[u8],
         sentence_config_json: Option<Vec<u8>>,
         file_records: JsValue,
+        model_name: Option<String>,
     ) -> Result<JsValue, JsError> {
         let records: Vec<FileRecord> = serde_wasm_bindgen::from_value(file_records)?;
         let files = BertFiles {
@@ -313,22 +339,41 @@ impl Engine {
             "layers": encoder.config().num_hidden_layers,
         });
         let model = ModelRecord {
-            name: "all-MiniLM-L6-v2".into(),
+            name: model_name.unwrap_or_else(|| "all-MiniLM-L6-v2".into()),
             files: records,
         };
-        self.loaded.borrow_mut().encoder = Some((encoder, model));
+        let mut loaded = self.loaded.borrow_mut();
+        // A head trained on another encoder's embeddings would score noise.
+        if let Some(trained_on) = self.head_trained_on.borrow().as_ref() {
+            if loaded.sentiment_head.is_some()
+                && !model
+                    .files
+                    .iter()
+                    .any(|file| file.sha256 == trained_on.sha256)
+            {
+                tracing::info!("unloading the sentiment head: it was trained on another encoder");
+                loaded.sentiment_head = None;
+            }
+        }
+        loaded.encoder = Some((encoder, model));
         to_js(&info)
     }
 
-    /// Loads a GGUF chat model from verified file bytes.
+    /// Loads a GGUF chat model from verified file bytes. `model_name` names a user's
+    /// own model in the report; the default is SmolLM2-135M-Instruct.
     #[wasm_bindgen(js_name = loadLlm)]
-    pub fn load_llm(&self, gguf: &[u8], file_record: JsValue) -> Result<JsValue, JsError> {
+    pub fn load_llm(
+        &self,
+        gguf: &[u8],
+        file_record: JsValue,
+        model_name: Option<String>,
+    ) -> Result<JsValue, JsError> {
         let record: FileRecord = serde_wasm_bindgen::from_value(file_record)?;
         let backend = self.backend.borrow().clone();
         let llm = CausalLm::load(backend, gguf, &record.name).map_err(js_error)?;
         let info = to_js(llm.config())?;
         let model = ModelRecord {
-            name: "SmolLM2-135M-Instruct".into(),
+            name: model_name.unwrap_or_else(|| "SmolLM2-135M-Instruct".into()),
             files: vec![record],
         };
         self.loaded.borrow_mut().llm = Some((llm, model));
@@ -357,6 +402,19 @@ impl Engine {
             bytes: weights.len(),
         };
         let mut loaded = self.loaded.borrow_mut();
+        if let Some((_, encoder)) = &loaded.encoder {
+            if !encoder
+                .files
+                .iter()
+                .any(|file| file.sha256 == record.encoder.sha256)
+            {
+                return Err(JsError::new(&format!(
+                    "the sentiment head was trained on the embeddings of {} (SHA-256 {}), not on {}; \
+                     run the sentiment task with the default encoder, or leave it out with your own",
+                    record.encoder.name, record.encoder.sha256, encoder.name
+                )));
+            }
+        }
         loaded
             .head_training
             .retain(|(name, _)| name != "sentiment head");
@@ -364,6 +422,7 @@ impl Engine {
             .head_training
             .push(("sentiment head".to_string(), record.training_wh));
         loaded.sentiment_head = Some((head, file));
+        *self.head_trained_on.borrow_mut() = Some(record.encoder.clone());
         Ok(info)
     }
 

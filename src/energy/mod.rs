@@ -6,6 +6,7 @@
 
 pub mod detect;
 pub mod ecologits;
+pub mod equivalents;
 pub mod estimate;
 pub mod grid;
 pub mod one_off;

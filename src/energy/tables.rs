@@ -114,7 +114,7 @@ pub struct PublishedFigure {
     pub method: String,
 }
 
-fn parse_table<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<Vec<T>> {
+pub(crate) fn parse_table<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<Vec<T>> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for (index, row) in reader.deserialize().enumerate() {
