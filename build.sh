@@ -263,6 +263,9 @@ command_dist() {
     cp data/manifest.json "$out/data/"
     cp -r data/files "$out/data/files"
     cp -r node_modules/pyodide "$out/vendor/pyodide"
+    mkdir -p "$out/vendor/chart.js"
+    cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map "$out/vendor/chart.js/"
+    cp node_modules/chart.js/LICENSE.md "$out/vendor/chart.js/"
     if [ -n "$model_base" ]; then
         printf '{\n  "modelBase": "%s"\n}\n' "$model_base" >"$out/config.json"
         log "model files are to be served at $model_base (their paths as in models/manifest.json), with CORS"

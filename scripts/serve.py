@@ -18,6 +18,8 @@ MOUNTS = {
     "/data/": ROOT / "data",
     # Pyodide from the npm package, loaded by www/python-worker.js.
     "/vendor/pyodide/": ROOT / "node_modules" / "pyodide",
+    # Chart.js from the npm package, loaded by index.html.
+    "/vendor/chart.js/": ROOT / "node_modules" / "chart.js" / "dist",
     # Worker scripts of the browser tests, which the page's policy admits only from
     # this origin. `./build.sh dist` leaves them out.
     "/test-scaffold/": ROOT / "tests" / "browser" / "scaffold",

@@ -2,6 +2,7 @@
 // interface never freezes; this file only talks to the worker and draws.
 import { pickLanguage, translate } from './i18n.js';
 import { clearLatest, loadLatest, saveLatest } from './store.js';
+import { clearCharts, drawEnergyChart, drawScoreChart, referenceLines, summaryPicture } from './charts.js';
 
 const params = new URLSearchParams(location.search);
 const TASKS = ['sentiment', 'story', 'gsm8k', 'code-summary', 'humaneval', 'embed'];
@@ -19,6 +20,11 @@ const state = {
   warnings: [],
   downloads: {},
   running: false,
+  // Seconds each model took to load in the latest run, and what the worker derived from
+  // the report: the feasibility checks and the everyday equivalents.
+  loadSeconds: [],
+  feasibility: null,
+  teaching: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -103,7 +109,8 @@ function onWorkerMessage(message) {
       break;
     }
     case 'download':
-      state.downloads[message.file] = message;
+      // The final message of a file keeps the rate its last progress message gave.
+      state.downloads[message.file] = { rate: state.downloads[message.file]?.rate, ...message };
       renderDownloads();
       break;
     case 'status':
@@ -153,6 +160,7 @@ function applyLanguage() {
   renderHosted();
   renderEnergy();
   renderDataStatus();
+  renderModelsStatus();
   renderDetection();
   renderSaved();
 }
@@ -245,6 +253,7 @@ function renderDownloads() {
     bar.setAttribute('aria-label', file);
     let detail;
     if (progress.cached) detail = t('fromCache');
+    else if (progress.user) detail = t(progress.verified ? 'userFileVerified' : 'userFileUnchecked', { size: fixed(progress.loaded / 1e6) });
     else {
       detail = t('downloaded', {
         loaded: fixed(progress.loaded / 1e6), total: fixed(progress.total / 1e6), rate: fixed((progress.rate || 0) / 1e6),
@@ -423,6 +432,9 @@ function readMargin() {
 }
 
 function renderEnergy() {
+  renderCharts();
+  renderTeaching();
+  renderFeasibility();
   const container = $('energy');
   container.replaceChildren();
   const report = state.report;
@@ -508,6 +520,263 @@ function renderEnergy() {
   }
 }
 
+// ---- Charts, teaching view and feasibility --------------------------------------
+
+function renderCharts() {
+  const report = state.report;
+  const show = Boolean(report?.tasks?.length);
+  $('charts-empty').hidden = show;
+  $('score-figure').hidden = !show;
+  $('energy-figure').hidden = !show;
+  if (!show || !window.Chart) {
+    clearCharts();
+    return;
+  }
+  const options = { t, locale: state.language };
+  drawScoreChart($('score-chart'), report, options);
+  drawEnergyChart($('energy-chart'), report, options);
+  const converted = referenceLines(report).some((line) => line.converted);
+  $('score-chart').setAttribute('aria-label', t('chartScoreLabel'));
+  $('energy-chart').setAttribute('aria-label', t('chartEnergyLabel'));
+  $('score-caption').textContent = t('chartScoreCaption') + (converted
+    ? ' ' + t('chartConverted', { grid: number(report.grid.g_co2e_per_kwh, 4) })
+    : '');
+  $('energy-caption').textContent = t('chartEnergyCaption');
+}
+
+// Mean and band of one figure per query over the report's tasks.
+function meanBand(bands) {
+  const mean = (key) => bands.reduce((sum, band) => sum + band[key], 0) / bands.length;
+  return { estimate: mean('estimate'), low: mean('low'), high: mean('high') };
+}
+
+const QUERIES = 1000;
+
+// Asks the worker for what it derives from the report: the feasibility checks and the
+// everyday equivalents of 1,000 queries on each side.
+async function refreshDerived() {
+  const report = state.report;
+  if (!report?.tasks?.length) {
+    state.feasibility = null;
+    state.teaching = null;
+    renderTeaching();
+    renderFeasibility();
+    return;
+  }
+  const budget = Number($('latency-budget').value);
+  state.feasibility = await request('feasibility', {
+    report,
+    limits: { deviceMemoryGib: navigator.deviceMemory ?? null, loadSeconds: state.loadSeconds, budgetSeconds: budget },
+  }).catch((error) => ({ error: error.message }));
+
+  const small = meanBand(report.tasks.map((task) => task.energy.g_co2e_per_item));
+  let other = null;
+  if (report.comparisons?.length) {
+    other = { kind: 'hosted', model: report.hosted?.model, g: meanBand(report.comparisons.map((c) => c.hosted_g_co2e_per_item)).estimate };
+  } else {
+    const line = referenceLines(report).find((candidate) => candidate.g > 0);
+    if (line) other = { kind: 'published', ...line };
+  }
+  const language = state.language;
+  const teaching = {
+    small,
+    smallEquivalents: await request('equivalents', { grams: small.estimate * QUERIES, language }),
+    other,
+    otherEquivalents: other ? await request('equivalents', { grams: other.g * QUERIES, language }) : [],
+  };
+  state.teaching = teaching;
+  renderTeaching();
+  renderFeasibility();
+}
+
+// Counts below 1 keep two significant digits, so 0.004 phone charges does not read as 0.
+const count = (value) => new Intl.NumberFormat(state.language, {
+  maximumSignificantDigits: value < 1 ? 2 : 3, maximumFractionDigits: value < 1 ? 4 : 1,
+}).format(value);
+
+function renderTeaching() {
+  const container = $('teaching');
+  container.replaceChildren();
+  const report = state.report;
+  const teaching = state.teaching;
+  if (!report || !teaching) {
+    const p = document.createElement('p');
+    p.textContent = t('teachingEmpty');
+    container.append(p);
+    return;
+  }
+  const paragraph = (text, className) => {
+    const p = document.createElement('p');
+    p.textContent = text;
+    if (className) p.className = className;
+    container.append(p);
+  };
+  const list = (equivalents) => {
+    const ul = document.createElement('ul');
+    for (const item of equivalents) {
+      const li = document.createElement('li');
+      li.append(`${count(item.count)} ${item.unit} `);
+      const source = document.createElement('a');
+      source.href = item.source_url;
+      source.rel = 'noreferrer';
+      source.textContent = t(item.published ? 'teachingSource' : 'teachingSourceRead', {
+        source: item.source.split(',')[0], date: item.published || item.retrieved,
+      });
+      li.append('(', source, ')');
+      ul.append(li);
+    }
+    container.append(ul);
+  };
+  const small = teaching.small;
+  paragraph(t('teachingSmall', {
+    tasks: report.tasks.length, g: number(small.estimate), low: number(small.low), high: number(small.high),
+    queries: count(QUERIES), total: number(small.estimate * QUERIES),
+  }));
+  list(teaching.smallEquivalents);
+  const other = teaching.other;
+  if (other?.kind === 'hosted') {
+    paragraph(t('teachingHosted', {
+      model: other.model, queries: count(QUERIES), total: number(other.g * QUERIES), ratio: times(other.g / small.estimate),
+    }));
+    list(teaching.otherEquivalents);
+  } else if (other) {
+    paragraph(t('teachingPublished', {
+      label: other.label, provider: other.provider, published: other.published, queries: count(QUERIES),
+      total: number(other.g * QUERIES), ratio: times(other.g / small.estimate),
+    }));
+    list(teaching.otherEquivalents);
+  }
+
+  const heading = document.createElement('h3');
+  heading.textContent = t('uncertaintyHeading');
+  container.append(heading);
+  const profile = report.profile;
+  paragraph(t('uncertaintyEnergy', {
+    profile: profile.label, low: number(profile.active_w_low, 3), high: number(profile.active_w_high, 3),
+  }));
+  const example = report.tasks.find((task) => task.interval);
+  if (example) {
+    const [low, high] = example.interval;
+    paragraph(t('uncertaintyScore', {
+      task: t(`task_${example.task}`), items: example.items.length, percent: fixed(example.score * 100, 0),
+      low: fixed(low * 100, 0), high: fixed(high * 100, 0),
+    }));
+  }
+  paragraph(t('uncertaintyVerdict', { margin: fixed((readMargin() ?? 0.05) * 100, 1) }));
+  paragraph(t('uncertaintyEquivalents'));
+}
+
+const gib = (bytes) => `${number(bytes / 2 ** 30, 3)} ${state.language === 'fr' ? 'Gio' : 'GiB'}`;
+const mib = (bytes) => `${number(bytes / 2 ** 20, 3)} ${state.language === 'fr' ? 'Mio' : 'MiB'}`;
+
+function reasonText(reason) {
+  switch (reason.code) {
+    case 'over_wasm_limit':
+      return t('reasonWasm', { needed: mib(reason.needed_bytes), limit: gib(reason.limit_bytes) });
+    case 'over_device_share':
+      return t('reasonDevice', { needed: mib(reason.needed_bytes), share: mib(reason.share_bytes), device: gib(reason.device_bytes) });
+    case 'over_budget':
+      return t('reasonBudget', { task: t(`task_${reason.task}`), p95: fixed(reason.p95_seconds, 2), budget: fixed(reason.budget_seconds, 1) });
+    case 'device_memory_unknown':
+      return t('reasonMemoryUnknown');
+    case 'no_items':
+      return t('reasonNoItems');
+    default:
+      return reason.code;
+  }
+}
+
+function renderFeasibility() {
+  const container = $('feasibility');
+  container.replaceChildren();
+  const result = state.feasibility;
+  const paragraph = (text, className) => {
+    const p = document.createElement('p');
+    p.textContent = text;
+    if (className) p.className = className;
+    container.append(p);
+    return p;
+  };
+  if (!state.report || !result) {
+    paragraph(t('feasibilityEmpty'));
+    return;
+  }
+  if (result.error) {
+    paragraph(result.error, 'not-feasible');
+    return;
+  }
+  const failures = result.reasons.filter((reason) => reason.code !== 'device_memory_unknown');
+  const verdict = paragraph(result.feasible ? t('feasibleYes') : t('feasibleNo'), result.feasible ? 'feasible' : 'not-feasible');
+  verdict.id = 'feasibility-verdict';
+  if (failures.length) {
+    const ul = document.createElement('ul');
+    for (const reason of failures) {
+      const li = document.createElement('li');
+      li.textContent = reasonText(reason);
+      ul.append(li);
+    }
+    container.append(ul);
+  }
+  const memory = result.memory;
+  paragraph(t(memory.measured ? 'memoryMeasured' : 'memoryFromFiles', {
+    needed: mib(memory.needed_bytes), limit: gib(memory.wasm_limit_bytes),
+  }) + ' ' + (memory.device_bytes
+    ? t('memoryDevice', { device: gib(memory.device_bytes), share: mib(memory.device_share_bytes) })
+    : t('reasonMemoryUnknown')));
+  if (result.load_seconds != null) paragraph(t('loadTime', { seconds: fixed(result.load_seconds, 2) }));
+
+  const table = document.createElement('table');
+  table.id = 'feasibility-table';
+  const head = table.createTHead().insertRow();
+  for (const key of ['colTask', 'colMedian', 'colP95', 'colWithinBudget', 'colTokensPerSecond', 'colBattery']) {
+    const th = document.createElement('th');
+    th.textContent = t(key);
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (const task of result.tasks) {
+    const row = body.insertRow();
+    const battery = task.battery_pct_per_1000;
+    row.append(
+      cell(t(`task_${task.task}`)), cell(`${fixed(task.median_seconds, 2)} s`), cell(`${fixed(task.p95_seconds, 2)} s`),
+      cell(task.within_budget ? t('yes') : t('no'), task.within_budget ? 'feasible' : 'not-feasible'),
+      cell(task.tokens_per_second == null ? '—' : fixed(task.tokens_per_second, 1)),
+      cell(battery ? `${number(battery.estimate)} % (${number(battery.low)}–${number(battery.high)})` : t('batteryNone')),
+    );
+  }
+  const scroll = document.createElement('div');
+  scroll.className = 'scroll';
+  scroll.append(table);
+  container.append(scroll);
+}
+
+// A picture of the headline, each task's figures and the score chart, to share.
+async function exportPicture() {
+  const report = state.report;
+  if (!report) return;
+  const lines = report.tasks.map((task) => {
+    const comparison = report.comparisons?.find((c) => c.task === task.task);
+    return t(comparison ? 'pictureTaskHosted' : 'pictureTask', {
+      task: t(`task_${task.task}`), score: fixed(task.score, 2), g: number(task.energy.g_co2e_per_item.estimate),
+      hostedScore: comparison ? fixed(comparison.hosted_score, 2) : '',
+      hostedG: comparison ? number(comparison.hosted_g_co2e_per_item.estimate) : '',
+      verdict: comparison ? t(`verdict_${comparison.judgement.verdict}`) : '',
+    });
+  });
+  const date = new Intl.DateTimeFormat(state.language, { dateStyle: 'medium' }).format(report.created_unix_ms);
+  const blob = await summaryPicture({
+    title: 'Seedling',
+    headline: $('headline').textContent || t('pictureNoHosted'),
+    lines,
+    footer: t('pictureFooter', {
+      date, profile: report.profile.label, backend: report.runtime.backend,
+      grid: state.language === 'fr' ? report.grid.name_fr : report.grid.name,
+    }),
+    chartCanvas: $('score-chart'),
+  });
+  download(`seedling-${stamp()}.png`, 'image/png', blob);
+}
+
 function onHostedItem(event) {
   if (event.failure) state.hostedFailures.push({ task: event.task, failure: event.failure });
   if (event.record) state.hostedItems.push({ task: event.task, record: event.record });
@@ -564,7 +833,7 @@ function persist(status) {
   const record = {
     status, startedAt: state.runStartedAt, savedAt: Date.now(), items: state.items,
     hostedItems: state.hostedItems, hostedFailures: state.hostedFailures,
-    report: state.report, emissionsCsv: state.emissionsCsv ?? null,
+    report: state.report, emissionsCsv: state.emissionsCsv ?? null, loadSeconds: state.loadSeconds,
   };
   saving = saving
     .then(() => saveLatest(record))
@@ -591,6 +860,7 @@ async function restore() {
     state.hostedFailures = record.hostedFailures ?? [];
     state.report = record.report ?? null;
     state.emissionsCsv = record.emissionsCsv ?? null;
+    state.loadSeconds = record.loadSeconds ?? [];
     state.runStartedAt = record.startedAt;
     state.saved = { status: record.status, startedAt: record.startedAt };
     renderTables();
@@ -614,6 +884,7 @@ function renderSaved() {
   $('saved-status').textContent = text;
   $('export-json').disabled = !state.report;
   $('export-csv').disabled = !state.emissionsCsv;
+  $('export-png').disabled = !state.report;
   renderSideBySide();
 }
 
@@ -781,6 +1052,8 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
   state.hostedFailures = [];
   state.report = null;
   state.emissionsCsv = null;
+  state.feasibility = null;
+  state.teaching = null;
   state.runStartedAt = Date.now();
   renderTables();
   renderHosted();
@@ -790,7 +1063,9 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     state.hostedSettings = hosted === undefined ? readHosted(maxNewTokens) : hosted ?? undefined;
     renderHosted();
     setStatus('statusDownloading');
-    await request('load', { models: modelsFor(tasks, Boolean(state.hostedSettings)) });
+    const custom = await readUserModels();
+    const loaded = await request('load', { models: modelsFor(tasks, Boolean(state.hostedSettings)), custom });
+    state.loadSeconds = loaded.loadSeconds ?? [];
     renderCacheStatus();
     runStarted = performance.now();
     const threads = navigator.hardwareConcurrency || 1;
@@ -815,6 +1090,7 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     state.report = outcome.report;
     state.emissionsCsv = outcome.emissionsCsv;
     await persist('done');
+    await refreshDerived();
     if (state.report.cancelled) setStatus('statusCancelled');
     else setStatus('statusDone', { seconds: fixed((performance.now() - runStarted) / 1000) });
     renderHosted();
@@ -830,6 +1106,58 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     $('run').disabled = false;
     $('cancel').disabled = true;
   }
+}
+
+// ---- The user's own models ------------------------------------------------------
+
+// A wasm32 memory addresses at most 4 GiB; the model's bytes are copied once into the engine
+// and expanded into tensors there, so a file above about 1.5 GB cannot load.
+const MODEL_LIMIT_BYTES = 1.5e9;
+
+function sizeGuard(name, bytes) {
+  if (bytes > MODEL_LIMIT_BYTES) {
+    throw new Error(t('modelTooLarge', { file: name, size: fixed(bytes / 1e6, 0), limit: fixed(MODEL_LIMIT_BYTES / 1e6, 0) }));
+  }
+}
+
+// Reads what the user chose in "Models": a local file wins over a URL; nothing means the default.
+async function readUserModels() {
+  const custom = {};
+  const sha256 = $('llm-sha256').value.trim();
+  if (sha256 && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new Error(t('llmShaInvalid', { value: sha256 }));
+  const [llmFile] = $('llm-file').files;
+  if (llmFile) {
+    sizeGuard(llmFile.name, llmFile.size);
+    custom.llm = { name: llmFile.name, bytes: new Uint8Array(await llmFile.arrayBuffer()), sha256: sha256 || undefined };
+  } else if ($('llm-url').value.trim()) {
+    custom.llm = { url: new URL($('llm-url').value.trim(), location.href).href, sha256: sha256 || undefined };
+  }
+  const encoderFiles = [...$('encoder-files').files];
+  if (encoderFiles.length) {
+    for (const file of encoderFiles) sizeGuard(file.name, file.size);
+    custom.encoder = {
+      name: encoderFiles.find((file) => file.webkitRelativePath)?.webkitRelativePath.split('/')[0] ?? 'user encoder',
+      files: await Promise.all(encoderFiles.map(async (file) => ({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) }))),
+    };
+  } else if ($('encoder-url').value.trim()) {
+    custom.encoder = { url: new URL($('encoder-url').value.trim(), location.href).href };
+  }
+  return custom;
+}
+
+function renderModelsStatus() {
+  const [llmFile] = $('llm-file').files;
+  const llm = llmFile?.name ?? ($('llm-url').value.trim() || t('modelsDefaultName'));
+  const encoderFiles = $('encoder-files').files;
+  const encoder = encoderFiles.length
+    ? [...encoderFiles].map((file) => file.name).join(', ')
+    : ($('encoder-url').value.trim() || t('modelsDefaultName'));
+  $('models-status').textContent = t('modelsUsing', { llm, encoder });
+}
+
+function useDefaultModels() {
+  for (const id of ['llm-url', 'llm-file', 'llm-sha256', 'encoder-url', 'encoder-files']) $(id).value = '';
+  renderModelsStatus();
 }
 
 // Hands a user's JSONL file to the worker; it replaces the task's default data.
@@ -885,6 +1213,7 @@ async function main() {
   $('language').addEventListener('change', (event) => {
     state.language = event.target.value;
     applyLanguage();
+    refreshDerived().catch((error) => showError(error.message));
     renderBackend();
     renderCacheStatus();
     renderGridOptions().catch((error) => showError(error.message));
@@ -908,6 +1237,8 @@ async function main() {
   }
   $('hosted-url').addEventListener('change', () => renderCacheStatus());
   $('margin').addEventListener('change', () => onMarginChange().catch((error) => showError(error.message)));
+  $('latency-budget').addEventListener('change', () => refreshDerived().catch((error) => showError(error.message)));
+  $('export-png').addEventListener('click', () => exportPicture().catch((error) => showError(error.message)));
   try {
     const savedKey = sessionStorage.getItem(KEY_STORAGE);
     if (savedKey) {
@@ -932,11 +1263,14 @@ async function main() {
     event.target.value = '';
   });
   $('data-default').addEventListener('click', () => useDefaultData($('data-task').value).catch((error) => showError(error.message)));
+  for (const id of ['llm-url', 'llm-file', 'encoder-url', 'encoder-files']) $(id).addEventListener('change', renderModelsStatus);
+  $('models-default').addEventListener('click', useDefaultModels);
 
   if (['auto', 'webgpu', 'cpu'].includes(params.get('backend'))) $('backend').value = params.get('backend');
   await restore();
   setStatus('statusLoadingEngine');
   await startWorker();
+  await refreshDerived().catch((error) => showError(error.message));
   await renderGridOptions();
   await detectDevice();
   await renderCacheStatus();

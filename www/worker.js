@@ -1,6 +1,9 @@
 // The inference worker: downloads and caches files, hands their bytes to the wasm
 // engine, and relays its progress. All checks and computation happen in Rust.
-import init, { Engine, defaultDataFiles, detectProfile, gridOptions, profileOptions, rejudge, verifySha256 } from './pkg/seedling.js';
+import init, {
+  Engine, assessFeasibility, defaultDataFiles, detectProfile, equivalents, gridOptions, profileOptions, rejudge,
+  sha256Hex, verifySha256, wasmMemoryBytes,
+} from './pkg/seedling.js';
 import { PythonSandbox } from './sandbox.js';
 
 const CACHE_NAME = 'seedling-files-v1';
@@ -43,9 +46,31 @@ async function fetchVerified(url, entry) {
     }
   }
 
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${entry.dest}: HTTP ${response.status} from ${url}`);
-  const total = Number(response.headers.get('content-length')) || entry.bytes;
+  const bytes = await download(url, entry.dest, entry.bytes);
+  verifySha256(entry.dest, bytes, entry.sha256);
+  post({ type: 'download', file: entry.dest, loaded: bytes.length, total: bytes.length, verified: true });
+
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes));
+    } catch (error) {
+      post({ type: 'warning', key: 'cacheFull', detail: String(error) });
+    }
+  }
+  return bytes;
+}
+
+// Downloads `url` with progress events under the name `file`.
+async function download(url, file, expectedBytes) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`${file}: cannot fetch ${url} (${error.message}); check the URL, and that its server allows this page's origin (CORS)`);
+  }
+  if (!response.ok) throw new Error(`${file}: HTTP ${response.status} from ${url}`);
+  const total = Number(response.headers.get('content-length')) || expectedBytes || 0;
+  const entry = { dest: file };
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
@@ -69,19 +94,50 @@ async function fetchVerified(url, entry) {
     offset += chunk.length;
   }
   const rate = loaded / Math.max(1, performance.now() - start) * 1000;
-
-  verifySha256(entry.dest, bytes, entry.sha256);
-  post({ type: 'download', file: entry.dest, loaded, total, rate, verified: true });
-
-  if (cache) {
-    try {
-      await cache.put(url, new Response(bytes));
-    } catch (error) {
-      post({ type: 'warning', key: 'cacheFull', detail: String(error) });
-    }
-  }
+  post({ type: 'download', file: entry.dest, loaded, total, rate });
   return bytes;
 }
+
+// A user's model file: bytes from the page (a local file) or a download from the URL
+// the user gave, checked against the SHA-256 the user gave, if any. Its record carries
+// the SHA-256 computed here, so the report says exactly what ran.
+async function userFile(source, name) {
+  const bytes = source.bytes ?? await download(source.url, name);
+  const sha256 = sha256Hex(bytes);
+  if (source.sha256) verifySha256(name, bytes, source.sha256.toLowerCase());
+  post({ type: 'download', file: name, loaded: bytes.length, total: bytes.length, verified: Boolean(source.sha256), user: true });
+  return { bytes, record: { name, sha256, bytes: bytes.length } };
+}
+
+// The encoder's files from a user's folder (local files or a base URL): the weights,
+// the tokenizer, the configuration and, if present, sentence-transformers' settings.
+async function userEncoder(source) {
+  const wanted = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
+  const files = {};
+  if (source.files) {
+    for (const name of wanted) {
+      const file = source.files.find((candidate) => candidate.name === name);
+      if (file) files[name] = await userFile({ bytes: file.bytes }, name);
+    }
+  } else {
+    const base = source.url.endsWith('/') ? source.url : `${source.url}/`;
+    for (const name of wanted) {
+      try {
+        files[name] = await userFile({ url: new URL(name, base).href }, name);
+      } catch (error) {
+        if (name !== 'sentence_bert_config.json') throw error;
+      }
+    }
+  }
+  const missing = wanted.slice(0, 3).filter((name) => !files[name]);
+  if (missing.length) {
+    throw new Error(`the encoder folder lacks ${missing.join(', ')}; give a sentence-transformers folder with model.safetensors, tokenizer.json and config.json`);
+  }
+  return files;
+}
+
+// The last part of a URL or file name, for the report.
+const baseName = (text) => text.replace(/[?#].*$/, '').replace(/\/+$/, '').split('/').pop();
 
 function record(entry) {
   return { name: entry.dest, sha256: entry.sha256, bytes: entry.bytes };
@@ -122,19 +178,45 @@ async function cacheStatus(models) {
   return { pending, cached };
 }
 
-async function loadModels(which) {
+async function loadModels(which, custom = {}) {
   const manifest = await readJson('models/manifest.json');
   const byDest = Object.fromEntries(manifest.files.map((entry) => [entry.dest, entry]));
   const base = await modelBase();
   const get = async (dest) => fetchVerified(new URL(dest, base).href, byDest[dest]);
-  const info = {};
+  // Seconds each model took to load into the engine, its download excluded.
+  const info = { loadSeconds: [] };
+  const timed = (load) => {
+    const start = performance.now();
+    const result = load();
+    info.loadSeconds.push((performance.now() - start) / 1000);
+    return result;
+  };
 
-  if (which.includes('llm')) {
+  if (which.includes('llm') && custom.llm) {
+    const name = custom.llm.name ?? baseName(custom.llm.url);
+    const { bytes, record: fileRecord } = await userFile(custom.llm, name);
+    post({ type: 'status', key: 'statusLoadingModel', values: { model: name } });
+    info.llm = timed(() => engine.loadLlm(bytes, fileRecord, name.replace(/\.gguf$/i, '')));
+  } else if (which.includes('llm')) {
     const [dest] = MODEL_FILES.llm;
     const bytes = await get(dest);
     post({ type: 'status', key: 'statusLoadingModel', values: { model: 'SmolLM2-135M-Instruct' } });
-    info.llm = engine.loadLlm(bytes, record(byDest[dest]));
+    info.llm = timed(() => engine.loadLlm(bytes, record(byDest[dest])));
   }
+  if (which.includes('encoder') && custom.encoder) {
+    const files = await userEncoder(custom.encoder);
+    const name = custom.encoder.name ?? baseName(custom.encoder.url ?? 'encoder');
+    post({ type: 'status', key: 'statusLoadingModel', values: { model: name } });
+    const parts = ['model.safetensors', 'tokenizer.json', 'config.json'].map((file) => files[file].bytes);
+    const records = Object.values(files).map((file) => file.record);
+    info.encoder = timed(() => engine.loadEncoder(...parts, files['sentence_bert_config.json']?.bytes, records, name));
+  } else if (which.includes('encoder')) {
+    const dests = MODEL_FILES.encoder;
+    const [weights, tokenizer, config, sentence] = await Promise.all(dests.map(get));
+    post({ type: 'status', key: 'statusLoadingModel', values: { model: 'all-MiniLM-L6-v2' } });
+    info.encoder = timed(() => engine.loadEncoder(weights, tokenizer, config, sentence, dests.map((dest) => record(byDest[dest]))));
+  }
+  // The head loads after the encoder, which it checks it was trained on.
   if (which.includes('head')) {
     const recordResponse = await fetch('models/heads/sentiment.json');
     if (!recordResponse.ok) throw new Error(`models/heads/sentiment.json: HTTP ${recordResponse.status}`);
@@ -143,12 +225,6 @@ async function loadModels(which) {
     if (!weightsResponse.ok) throw new Error(`models/heads/sentiment.safetensors: HTTP ${weightsResponse.status}`);
     const weights = new Uint8Array(await weightsResponse.arrayBuffer());
     info.head = engine.loadHead(weights, recordText);
-  }
-  if (which.includes('encoder')) {
-    const dests = MODEL_FILES.encoder;
-    const [weights, tokenizer, config, sentence] = await Promise.all(dests.map(get));
-    post({ type: 'status', key: 'statusLoadingModel', values: { model: 'all-MiniLM-L6-v2' } });
-    info.encoder = engine.loadEncoder(weights, tokenizer, config, sentence, dests.map((dest) => record(byDest[dest])));
   }
   return info;
 }
@@ -189,7 +265,7 @@ const handlers = {
     }
     return { threads: navigator.hardwareConcurrency || 1, backend: chosen };
   },
-  load: ({ models }) => loadModels(models),
+  load: ({ models, custom }) => loadModels(models, custom),
   cacheStatus: ({ models }) => cacheStatus(models),
   // Deletes every cached model and data file; the next run downloads them again.
   clearCache: () => caches.delete(CACHE_NAME),
@@ -197,6 +273,8 @@ const handlers = {
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),
   rejudge: ({ report, margin }) => rejudge(report, margin),
+  feasibility: ({ report, limits }) => assessFeasibility(report, { ...limits, wasmMemoryBytes: engine ? wasmMemoryBytes() : null }),
+  equivalents: ({ grams, language }) => equivalents(grams, language),
   async run({ tasks, settings, userAgent, grid, profile, hosted, loseGpuAfterItems }) {
     await loadData(tasks);
     // The wasm and its bindings are fetched here, so they are in this worker's timeline.
