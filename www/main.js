@@ -364,11 +364,20 @@ function renderHosted() {
 
   const report = state.report;
   const comparisons = report?.comparisons ?? [];
+  // A score's 95 % interval is shown where the side's task covers exactly the compared items.
+  const withInterval = (score, task, items) => {
+    if (!task?.interval || task.items.length !== items) return fixed(score, 3);
+    return `${fixed(score, 3)} [${fixed(task.interval[0], 2)}–${fixed(task.interval[1], 2)}]`;
+  };
+  const band = (value) => `${number(value.estimate)} (${number(value.low)}–${number(value.high)})`;
   $('comparison-table').tBodies[0].replaceChildren(...comparisons.map((c) => {
     const row = document.createElement('tr');
+    const small = report.tasks.find((task) => task.task === c.task);
+    const hosted = report.hosted?.tasks.find((task) => task.task === c.task);
     row.append(
-      cell(t(`task_${c.task}`)), cell(fixed(c.small_score, 3)), cell(fixed(c.hosted_score, 3)),
-      cell(number(c.small_wh_per_item.estimate)), cell(number(c.hosted_wh_per_item.estimate)),
+      cell(t(`task_${c.task}`)), cell(withInterval(c.small_score, small, c.items_compared)),
+      cell(withInterval(c.hosted_score, hosted, c.items_compared)),
+      cell(band(c.small_wh_per_item)), cell(band(c.hosted_wh_per_item)),
       cell(`${times(c.energy_ratio)} (${times(c.energy_ratio_with_one_off)})`),
       cell(`${times(c.carbon_ratio)} (${times(c.carbon_ratio_with_one_off)})`),
       cell(t(`verdict_${c.judgement.verdict}`), `verdict verdict-${c.judgement.verdict}`),
@@ -937,12 +946,17 @@ function renderSideBySide() {
   const score = (task) => (task ? fixed(task.score, 3) : '—');
   const seconds = (task) => (task && task.items.length ? fixed(task.seconds / task.items.length, 2) : '—');
   const carbon = (task) => (task ? number(task.energy.g_co2e_per_item.estimate) : '—');
+  const verdict = (report, name) => {
+    const judgement = report.comparisons?.find((c) => c.task === name)?.judgement;
+    return judgement ? t(`verdict_${judgement.verdict}`) : '—';
+  };
   table.tBodies[0].replaceChildren(...names.map((name) => {
     const local = find(state.report, name);
     const imported = find(other.report, name);
     const row = document.createElement('tr');
     row.append(cell(t(`task_${name}`)), cell(score(local)), cell(score(imported)), cell(seconds(local)),
-      cell(seconds(imported)), cell(carbon(local)), cell(carbon(imported)));
+      cell(seconds(imported)), cell(carbon(local)), cell(carbon(imported)),
+      cell(verdict(state.report, name)), cell(verdict(other.report, name)));
     return row;
   }));
   table.hidden = false;

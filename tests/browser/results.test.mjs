@@ -54,6 +54,8 @@ test('a reload keeps the report, and export then import round-trips it', { timeo
   const cells = await page.locator('#side-by-side tbody tr').first().locator('td').allInnerTexts();
   assert.equal(cells[1], cells[2], `scores ${cells}`);
   assert.equal(cells[5], cells[6], `carbon ${cells}`);
+  // No hosted model ran, so neither side has a verdict.
+  assert.deepEqual(cells.slice(7), ['—', '—']);
   assert.match(await page.locator('#side-by-side-devices').innerText(), /This device: .* The other \(seedling-/);
 
   // A JSON file that is not a report is refused with its name and the fix.
