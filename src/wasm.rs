@@ -198,6 +198,59 @@ enum Progress<'a> {
     },
 }
 
+/// A JavaScript `Uint8Array` read on demand: each read copies only the requested range
+/// into the wasm memory.
+struct JsBytes {
+    array: js_sys::Uint8Array,
+    position: u64,
+    length: u64,
+}
+
+impl JsBytes {
+    fn new(array: js_sys::Uint8Array) -> Self {
+        let length = array.length() as u64;
+        Self {
+            array,
+            position: 0,
+            length,
+        }
+    }
+}
+
+impl std::io::Read for JsBytes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let end = self.length.min(self.position + buf.len() as u64);
+        if end <= self.position {
+            return Ok(0);
+        }
+        let count = (end - self.position) as usize;
+        self.array
+            .subarray(self.position as u32, end as u32)
+            .copy_to(&mut buf[..count]);
+        self.position = end;
+        Ok(count)
+    }
+}
+
+impl std::io::Seek for JsBytes {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(offset) => Some(offset as i128),
+            std::io::SeekFrom::End(offset) => Some(self.length as i128 + offset as i128),
+            std::io::SeekFrom::Current(offset) => Some(self.position as i128 + offset as i128),
+        }
+        .filter(|target| *target >= 0)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
+        })?;
+        self.position = target as u64;
+        Ok(self.position)
+    }
+}
+
 /// The models loaded in this worker and the operations the page runs on them.
 #[wasm_bindgen]
 pub struct Engine {
@@ -360,17 +413,20 @@ impl Engine {
     }
 
     /// Loads a GGUF chat model from verified file bytes. `model_name` names a user's
-    /// own model in the report; the default is SmolLM2-135M-Instruct.
+    /// own model in the report; the default is SmolLM2-135M-Instruct. The bytes stay in
+    /// JavaScript and are copied in one tensor at a time, so the wasm memory holds the
+    /// weights and not a second copy of the file.
     #[wasm_bindgen(js_name = loadLlm)]
     pub fn load_llm(
         &self,
-        gguf: &[u8],
+        gguf: js_sys::Uint8Array,
         file_record: JsValue,
         model_name: Option<String>,
     ) -> Result<JsValue, JsError> {
         let record: FileRecord = serde_wasm_bindgen::from_value(file_record)?;
         let backend = self.backend.borrow().clone();
-        let llm = CausalLm::load(backend, gguf, &record.name).map_err(js_error)?;
+        let reader = std::io::BufReader::with_capacity(1 << 16, JsBytes::new(gguf));
+        let llm = CausalLm::load_from(backend, reader, &record.name).map_err(js_error)?;
         let info = to_js(llm.config())?;
         let model = ModelRecord {
             name: model_name.unwrap_or_else(|| "SmolLM2-135M-Instruct".into()),

@@ -5,7 +5,7 @@
 //! and an output projection tied to the token embeddings when `output.weight` is absent.
 //! Block-quantized matrices stay quantized; only norms are expanded to f32.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -181,13 +181,13 @@ fn read_config(content: &Content, file: &str) -> Result<LlamaConfig> {
     })
 }
 
-struct TensorReader<'a> {
+struct TensorReader<'a, R> {
     content: &'a Content,
-    reader: Cursor<&'a [u8]>,
+    reader: R,
     file: &'a str,
 }
 
-impl TensorReader<'_> {
+impl<R: Read + Seek> TensorReader<'_, R> {
     fn read(&mut self, name: &str) -> Result<QTensor> {
         if !self.content.tensor_infos.contains_key(name) {
             return Err(Error::MissingTensor {
@@ -224,21 +224,33 @@ impl TensorReader<'_> {
 impl<B: Backend> CausalLm<B> {
     /// Parses a GGUF file held in memory; `file` names it in error messages.
     pub fn load(backend: B, bytes: &[u8], file: &str) -> Result<Self> {
+        Self::load_from(backend, Cursor::new(bytes), file)
+    }
+
+    /// Parses a GGUF file from a seekable reader, reading each tensor only when it is
+    /// converted, so the file need not be held in memory whole beside the weights.
+    pub fn load_from<R: Read + Seek>(backend: B, mut reader: R, file: &str) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidModelFile {
             file: file.to_string(),
             format: "GGUF",
             reason,
         };
-        if bytes.is_empty() {
+        let io = |e: std::io::Error| Error::Io {
+            path: file.to_string(),
+            error: e,
+        };
+        let mut magic = Vec::with_capacity(4);
+        (&mut reader).take(4).read_to_end(&mut magic).map_err(io)?;
+        if magic.is_empty() {
             return Err(invalid("the file is empty (0 bytes)".into()));
         }
-        if !bytes.starts_with(b"GGUF") {
-            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(4)]).into_owned();
+        if magic != b"GGUF" {
+            let start = String::from_utf8_lossy(&magic).into_owned();
             return Err(invalid(format!(
                 "not a GGUF file: it starts with {start:?}, expected \"GGUF\""
             )));
         }
-        let mut reader = Cursor::new(bytes);
+        reader.seek(SeekFrom::Start(0)).map_err(io)?;
         let content = Content::read(&mut reader).map_err(|e| Error::InvalidModelFile {
             file: file.to_string(),
             format: "GGUF",
