@@ -23,6 +23,7 @@ const state = {
   // Seconds each model took to load in the latest run, and what the worker derived from
   // the report: the feasibility checks and the everyday equivalents.
   loadSeconds: [],
+  wasmMemoryBytes: null,
   feasibility: null,
   teaching: null,
 };
@@ -575,7 +576,10 @@ async function refreshDerived() {
   const budget = Number($('latency-budget').value);
   state.feasibility = await request('feasibility', {
     report,
-    limits: { deviceMemoryGib: navigator.deviceMemory ?? null, loadSeconds: state.loadSeconds, budgetSeconds: budget },
+    limits: {
+      deviceMemoryGib: navigator.deviceMemory ?? null, wasmMemoryBytes: state.wasmMemoryBytes,
+      loadSeconds: state.loadSeconds, budgetSeconds: budget,
+    },
   }).catch((error) => ({ error: error.message }));
 
   const small = meanBand(report.tasks.map((task) => task.energy.g_co2e_per_item));
@@ -843,6 +847,7 @@ function persist(status) {
     status, startedAt: state.runStartedAt, savedAt: Date.now(), items: state.items,
     hostedItems: state.hostedItems, hostedFailures: state.hostedFailures,
     report: state.report, emissionsCsv: state.emissionsCsv ?? null, loadSeconds: state.loadSeconds,
+    wasmMemoryBytes: state.wasmMemoryBytes,
   };
   saving = saving
     .then(() => saveLatest(record))
@@ -870,6 +875,7 @@ async function restore() {
     state.report = record.report ?? null;
     state.emissionsCsv = record.emissionsCsv ?? null;
     state.loadSeconds = record.loadSeconds ?? [];
+    state.wasmMemoryBytes = record.wasmMemoryBytes ?? null;
     state.runStartedAt = record.startedAt;
     state.saved = { status: record.status, startedAt: record.startedAt };
     renderTables();
@@ -1068,6 +1074,7 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
   state.emissionsCsv = null;
   state.feasibility = null;
   state.teaching = null;
+  state.wasmMemoryBytes = null;
   state.runStartedAt = Date.now();
   renderTables();
   renderHosted();
@@ -1103,6 +1110,7 @@ async function runOnce({ tasks = defaultTasks(), limit, maxNewTokens, seed = 202
     });
     state.report = outcome.report;
     state.emissionsCsv = outcome.emissionsCsv;
+    state.wasmMemoryBytes = await request('memory');
     await persist('done');
     await refreshDerived();
     if (state.report.cancelled) setStatus('statusCancelled');

@@ -273,7 +273,9 @@ const handlers = {
   profileOptions: () => profileOptions(),
   detectProfile: ({ hints }) => detectProfile(hints),
   rejudge: ({ report, margin }) => rejudge(report, margin),
-  feasibility: ({ report, limits }) => assessFeasibility(report, { ...limits, wasmMemoryBytes: engine ? wasmMemoryBytes() : null }),
+  feasibility: ({ report, limits }) => assessFeasibility(report, limits),
+  // The engine's wasm memory now: after a run, the run's peak, since it never shrinks.
+  memory: () => (engine ? wasmMemoryBytes() : null),
   equivalents: ({ grams, language }) => equivalents(grams, language),
   async run({ tasks, settings, userAgent, grid, profile, hosted, loseGpuAfterItems }) {
     await loadData(tasks);

@@ -100,6 +100,12 @@ test('a French run draws its charts, equivalents and feasibility from the report
   assert.ok(png.length > 20_000, `${png.length} bytes`);
 
   await page.screenshot({ path: 'test-results/page-fr.png', fullPage: true });
+
+  // Opened again (without autorun), the page shows the run's memory, not its fresh engine's.
+  const measured = state.feasibility.memory.needed_bytes;
+  await page.goto(new URL('?lang=fr', page.url()).href);
+  await page.waitForFunction(() => window.seedling?.state.feasibility);
+  assert.equal(await page.evaluate(() => window.seedling.state.feasibility.memory.needed_bytes), measured);
   assert.deepEqual(problems.consoleErrors, []);
   assert.deepEqual(problems.pageErrors, []);
   assert.deepEqual(problems.foreignRequests, []);
