@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::tables::parse_table;
 use crate::error::{Error, Result};
 
+// NOTE: the two US EPA rows quote the EPA page's figures as two public projects cite
+// them; the page itself cannot be reached from the build machine to check them.
 const EQUIVALENTS_CSV: &str = include_str!("../../data/energy/equivalents.csv");
 
 /// One row of `equivalents.csv`.
