@@ -43,8 +43,8 @@ export function chromiumProcesses(userDataDir) {
 }
 
 // Summarizes the processes of one browser: the largest renderer peak (the page and its
-// workers run there), the GPU process peak, and the sum of every process's peak, an
-// upper bound of the browser's peak because the processes peak at different times.
+// workers run there), the GPU process peak, and the sum of every process's peak. That sum
+// is an upper bound of the browser's peak, because the processes peak at different times.
 export function browserMemory(userDataDir) {
   const processes = chromiumProcesses(userDataDir);
   const peak = (type) => Math.max(0, ...processes.filter((p) => p.type === type).map((p) => p.peakRssBytes ?? 0));

@@ -16,7 +16,7 @@ pub const WASM32_LIMIT_BYTES: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
 /// background tabs and apps well before memory is full.
 pub const DEVICE_MEMORY_SHARE: f64 = 0.5;
 
-/// What the page measured besides the report.
+/// Measurements the page takes besides the report.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DeviceLimits {
@@ -26,7 +26,7 @@ pub struct DeviceLimits {
     pub wasm_memory_bytes: Option<f64>,
     /// Seconds each model took to load, download excluded.
     pub load_seconds: Vec<f64>,
-    /// The longest acceptable wait for one item, in seconds.
+    /// Maximum acceptable wait for one item, in seconds.
     pub budget_seconds: f64,
 }
 
@@ -55,7 +55,7 @@ pub struct TaskFeasibility {
     pub battery_pct_per_1000: Option<Band>,
 }
 
-/// Why a run is not feasible, or what could not be checked.
+/// Reason a run is not feasible, or a check that was skipped.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
@@ -249,7 +249,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A report with the fields `assess` reads: two model files and two tasks.
+    /// Builds a report with the fields `assess` reads: two model files and two tasks.
     fn report(gsm8k_ms: &[f64]) -> serde_json::Value {
         let items: Vec<_> = gsm8k_ms
             .iter()

@@ -163,8 +163,8 @@ pub fn equivalents(g_co2e: f64, language: &str) -> Result<JsValue, JsError> {
     to_js(&crate::energy::equivalents::express(g_co2e, language).map_err(js_error)?)
 }
 
-/// The size of this module's WebAssembly memory in bytes. Wasm memory grows and never
-/// shrinks, so after a run this is the run's peak.
+/// Returns the size of this module's WebAssembly memory in bytes. Wasm memory grows and
+/// never shrinks, so after a run this is the run's peak.
 #[wasm_bindgen(js_name = wasmMemoryBytes)]
 pub fn wasm_memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size(0) * 65536) as f64
@@ -414,7 +414,7 @@ impl Engine {
 
     /// Loads a GGUF chat model from verified file bytes. `model_name` names a user's
     /// own model in the report; the default is SmolLM2-135M-Instruct. The bytes stay in
-    /// JavaScript and are copied in one tensor at a time, so the wasm memory holds the
+    /// JavaScript and are copied in one tensor at a time, so the wasm memory contains the
     /// weights and not a second copy of the file.
     #[wasm_bindgen(js_name = loadLlm)]
     pub fn load_llm(

@@ -2,8 +2,8 @@
 // script before this module). Chart.js draws on canvases and sets sizes through the
 // CSSOM, so the page's style-src 'self' policy holds.
 //
-// Both charts take every figure from the report; nothing is computed here beyond
-// converting a published Wh figure to gCO2e with the report's own grid intensity.
+// Both charts take every figure from the report. The only computation here converts a
+// published Wh figure to gCO2e with the report's own grid intensity.
 
 // Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 const TASK_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9'];
@@ -27,7 +27,7 @@ export function clearCharts() {
   charts.clear();
 }
 
-/** The published per-prompt figures in gCO2e, converted with `grid` where a figure gives Wh only. */
+/** Returns the published per-prompt figures in gCO2e, converting with the report's grid where a figure gives Wh only. */
 export function referenceLines(report) {
   return (report.hosted_reference ?? []).map(({ figure }) => ({
     label: figure.label,
@@ -38,7 +38,7 @@ export function referenceLines(report) {
   }));
 }
 
-/** One point per task for the small model and, where a hosted model answered, one for it. */
+/** Returns one point per task for the small model and, where the task has a hosted comparison, one for the hosted LLM. */
 export function scorePoints(report) {
   return report.tasks.map((task) => {
     const comparison = (report.comparisons ?? []).find((c) => c.task === task.task);
@@ -58,7 +58,7 @@ const positive = (value) => Number.isFinite(value) && value > 0;
 const powerOfTen = (value) => Math.abs(Math.log10(value) - Math.round(Math.log10(value))) < 1e-9;
 
 // Writes each reference line's label beside it, upright along the line, so the lines
-// can be told apart without the legend's colours, which are all the same grey.
+// can be distinguished without the legend's colours, which are all the same grey.
 const referenceLabels = {
   id: 'seedlingReferenceLabels',
   afterDatasetsDraw(chart) {
@@ -145,8 +145,8 @@ export function drawScoreChart(canvas, report, { t, locale }) {
             label: (context) => {
               const dataset = context.dataset;
               if (dataset.pointRadius === 0) return `${dataset.label}: ${grams(context.parsed.x)} g`;
-              const who = context.dataIndex === 0 ? t('chartSmall') : t('chartHosted');
-              return `${dataset.label}, ${who}: ${t('chartPoint', {
+              const model = context.dataIndex === 0 ? t('chartSmall') : t('chartHosted');
+              return `${dataset.label}, ${model}: ${t('chartPoint', {
                 score: new Intl.NumberFormat(locale, { maximumFractionDigits: 3 }).format(context.parsed.y),
                 g: grams(context.parsed.x),
               })}`;

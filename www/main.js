@@ -607,6 +607,15 @@ const count = (value) => new Intl.NumberFormat(state.language, {
   maximumSignificantDigits: value < 1 ? 2 : 3, maximumFractionDigits: value < 1 ? 4 : 1,
 }).format(value);
 
+// Appends a paragraph of `text` to `container` and returns it.
+function appendParagraph(container, text, className) {
+  const p = document.createElement('p');
+  p.textContent = text;
+  if (className) p.className = className;
+  container.append(p);
+  return p;
+}
+
 function renderTeaching() {
   const container = $('teaching');
   container.replaceChildren();
@@ -618,12 +627,7 @@ function renderTeaching() {
     container.append(p);
     return;
   }
-  const paragraph = (text, className) => {
-    const p = document.createElement('p');
-    p.textContent = text;
-    if (className) p.className = className;
-    container.append(p);
-  };
+  const paragraph = (text, className) => appendParagraph(container, text, className);
   const list = (equivalents) => {
     const ul = document.createElement('ul');
     for (const item of equivalents) {
@@ -703,13 +707,7 @@ function renderFeasibility() {
   const container = $('feasibility');
   container.replaceChildren();
   const result = state.feasibility;
-  const paragraph = (text, className) => {
-    const p = document.createElement('p');
-    p.textContent = text;
-    if (className) p.className = className;
-    container.append(p);
-    return p;
-  };
+  const paragraph = (text, className) => appendParagraph(container, text, className);
   if (!state.report || !result) {
     paragraph(t('feasibilityEmpty'));
     return;

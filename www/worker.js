@@ -100,7 +100,7 @@ async function download(url, file, expectedBytes) {
 
 // A user's model file: bytes from the page (a local file) or a download from the URL
 // the user gave, checked against the SHA-256 the user gave, if any. Its record carries
-// the SHA-256 computed here, so the report says exactly what ran.
+// the SHA-256 computed here, so the report records exactly what ran.
 async function userFile(source, name) {
   const bytes = source.bytes ?? await download(source.url, name);
   const sha256 = sha256Hex(bytes);
@@ -112,24 +112,25 @@ async function userFile(source, name) {
 // The encoder's files from a user's folder (local files or a base URL): the weights,
 // the tokenizer, the configuration and, if present, sentence-transformers' settings.
 async function userEncoder(source) {
-  const wanted = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
+  const expected = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json'];
   const files = {};
   if (source.files) {
-    for (const name of wanted) {
+    for (const name of expected) {
       const file = source.files.find((candidate) => candidate.name === name);
       if (file) files[name] = await userFile({ bytes: file.bytes }, name);
     }
   } else {
     const base = source.url.endsWith('/') ? source.url : `${source.url}/`;
-    for (const name of wanted) {
+    for (const name of expected) {
       try {
         files[name] = await userFile({ url: new URL(name, base).href }, name);
       } catch (error) {
         if (name !== 'sentence_bert_config.json') throw error;
+        console.info(`optional ${name} not loaded from ${base}: ${error.message}`);
       }
     }
   }
-  const missing = wanted.slice(0, 3).filter((name) => !files[name]);
+  const missing = expected.slice(0, 3).filter((name) => !files[name]);
   if (missing.length) {
     throw new Error(`the encoder folder lacks ${missing.join(', ')}; give a sentence-transformers folder with model.safetensors, tokenizer.json and config.json`);
   }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::tables::parse_table;
 use crate::error::{Error, Result};
 
-// NOTE: the two US EPA rows quote the EPA page's figures as two public projects cite
-// them; the page itself cannot be reached from the build machine to check them.
+// NOTE: the two US EPA rows quote the EPA page's figures as two public projects cite them.
+// The page itself could not be opened from the build machine, so they are unchecked.
 const EQUIVALENTS_CSV: &str = include_str!("../../data/energy/equivalents.csv");
 
 /// One row of `equivalents.csv`.
@@ -20,7 +20,7 @@ pub struct Equivalent {
     pub g_co2e_per_unit: f64,
     pub unit_en: String,
     pub unit_fr: String,
-    /// What the figure covers: operational electricity only, or a whole life cycle.
+    /// Scope of the figure: operational electricity only, or a whole life cycle.
     pub scope: String,
     pub source: String,
     pub source_url: String,
@@ -44,8 +44,8 @@ pub struct Expressed {
     pub retrieved: String,
 }
 
-/// The shipped rows, checked: a positive figure, a source URL, a retrieval date and a
-/// known audience on every row.
+/// Parses the shipped rows and checks that each has a positive figure, a source URL, a
+/// retrieval date and a known audience.
 pub fn equivalents() -> Result<Vec<Equivalent>> {
     let rows: Vec<Equivalent> = parse_table("equivalents.csv", EQUIVALENTS_CSV)?;
     for (index, row) in rows.iter().enumerate() {
