@@ -76,7 +76,10 @@ struct Layer<B: Backend> {
 pub struct SentenceEncoder<B: Backend> {
     backend: B,
     config: BertConfig,
+    /// The tokenizer without padding or truncation, which counts a text's tokens.
     tokenizer: Tokenizer,
+    /// The same tokenizer truncating to `max_length`, for texts beyond it.
+    truncating: Tokenizer,
     max_length: usize,
     word_embeddings: B::Weight,
     position_embeddings: B::Weight,
@@ -134,12 +137,14 @@ impl<B: Backend> SentenceEncoder<B> {
             None => config.max_position_embeddings,
         };
 
-        let tokenizer =
+        let mut tokenizer =
             Tokenizer::from_bytes(files.tokenizer_json).map_err(|e| Error::InvalidModelFile {
                 file: "tokenizer.json".into(),
                 format: "Hugging Face tokenizer.json",
                 reason: crate::error::first_line(&e),
             })?;
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).map_err(Error::tokenizer)?;
 
         let tensors =
             candle_core::safetensors::load_buffer(files.weights, &Device::Cpu).map_err(|e| {
@@ -172,6 +177,7 @@ impl<B: Backend> SentenceEncoder<B> {
             layers: Vec::with_capacity(config.num_hidden_layers),
             backend,
             config,
+            truncating: tokenizer.clone(),
             tokenizer,
             max_length,
         };
@@ -208,6 +214,14 @@ impl<B: Backend> SentenceEncoder<B> {
                 ),
             });
         }
+        self.truncating
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(Error::tokenizer)?;
         self.max_length = max_length;
         Ok(())
     }
@@ -218,24 +232,18 @@ impl<B: Backend> SentenceEncoder<B> {
         if text.trim().is_empty() {
             return Err(Error::EmptyText);
         }
-        let mut tokenizer = self.tokenizer.clone();
-        tokenizer.with_padding(None);
-        tokenizer.with_truncation(None).map_err(Error::tokenizer)?;
-        let full = tokenizer.encode(text, true).map_err(Error::tokenizer)?;
+        let full = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(Error::tokenizer)?;
         let untruncated = full.get_ids().len();
         if untruncated <= self.max_length {
             return Ok((full.get_ids().to_vec(), untruncated));
         }
-
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: self.max_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
+        let truncated = self
+            .truncating
+            .encode(text, true)
             .map_err(Error::tokenizer)?;
-        let truncated = tokenizer.encode(text, true).map_err(Error::tokenizer)?;
         Ok((truncated.get_ids().to_vec(), untruncated))
     }
 
