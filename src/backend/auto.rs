@@ -13,7 +13,7 @@ use std::rc::Rc;
 use candle_core::quantized::QTensor;
 use candle_core::Tensor;
 
-use super::cpu::{CpuBackend, CpuWeight};
+use super::cpu::{CpuBackend, CpuSequence, CpuWeight};
 use super::gpu::{AdapterSummary, GpuBackend, GpuTensor, GpuWeight};
 use super::{AttentionMask, Backend};
 use crate::error::{Error, Result};
@@ -39,6 +39,12 @@ pub struct AutoBackend {
 pub enum AutoTensor {
     Gpu(GpuTensor, Option<Tensor>),
     Cpu(Tensor),
+}
+
+/// A KV cache on the device that made it.
+pub enum AutoSequence {
+    Gpu(GpuTensor),
+    Cpu(CpuSequence),
 }
 
 enum HostWeight {
@@ -178,6 +184,7 @@ impl AutoBackend {
 impl Backend for AutoBackend {
     type Tensor = AutoTensor;
     type Weight = AutoWeight;
+    type Sequence = AutoSequence;
 
     fn name(&self) -> &'static str {
         match self.active_gpu() {
@@ -334,16 +341,52 @@ impl Backend for AutoBackend {
         )
     }
 
-    fn append_sequence(&self, cache: Option<&AutoTensor>, new: &AutoTensor) -> Result<AutoTensor> {
-        match cache {
-            None => Ok(new.clone()),
-            Some(cache) => self.binary(
-                cache,
-                new,
-                |g, a, b| g.append_sequence(Some(a), b),
-                |c, a, b| c.append_sequence(Some(a), b),
-            ),
+    fn append_sequence(
+        &self,
+        cache: Option<AutoSequence>,
+        new: &AutoTensor,
+    ) -> Result<AutoSequence> {
+        match self.active_gpu() {
+            Some(gpu) => {
+                let cache = match cache {
+                    None => None,
+                    Some(AutoSequence::Gpu(cache)) => Some(cache),
+                    Some(AutoSequence::Cpu(_)) => {
+                        return Err(Error::Gpu {
+                            message: "a CPU cache reached a GPU operation".into(),
+                        })
+                    }
+                };
+                Ok(AutoSequence::Gpu(
+                    gpu.append_sequence(cache, self.gpu_tensor(new)?)?,
+                ))
+            }
+            None => {
+                let cache = match cache {
+                    None => None,
+                    Some(AutoSequence::Cpu(cache)) => Some(cache),
+                    // A cache left on a lost GPU cannot be read, so the pass has to
+                    // rebuild it from the tokens.
+                    Some(AutoSequence::Gpu(_)) => {
+                        return Err(lost(
+                            &self
+                                .fell_back()
+                                .unwrap_or_else(|| "the GPU was given up".into()),
+                        ))
+                    }
+                };
+                Ok(AutoSequence::Cpu(
+                    self.cpu.append_sequence(cache, self.cpu_tensor(new)?)?,
+                ))
+            }
         }
+    }
+
+    fn sequence_tensor(&self, sequence: &AutoSequence) -> Result<AutoTensor> {
+        Ok(match sequence {
+            AutoSequence::Gpu(tensor) => AutoTensor::Gpu(tensor.clone(), None),
+            AutoSequence::Cpu(sequence) => AutoTensor::Cpu(self.cpu.sequence_tensor(sequence)?),
+        })
     }
 
     fn attention(

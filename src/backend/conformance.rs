@@ -539,7 +539,11 @@ async fn run<B: Backend>(
         Case::Append { b, h, t1, t2, d } => {
             let cache = up(17, &[*b, *h, *t1, *d])?;
             let new = up(18, &[*b, *h, *t2, *d])?;
-            Box::new(move || backend.append_sequence(Some(&cache), &new))
+            Box::new(move || {
+                let sequence = backend.append_sequence(None, &cache)?;
+                let sequence = backend.append_sequence(Some(sequence), &new)?;
+                backend.sequence_tensor(&sequence)
+            })
         }
         Case::Attention {
             b,

@@ -36,6 +36,9 @@ pub trait Backend {
     type Tensor: Clone;
     /// A weight matrix `[n, k]` for [`Backend::linear`], dense or block-quantized.
     type Weight;
+    /// The keys or the values of the positions processed so far (a KV cache), extended
+    /// by [`Backend::append_sequence`].
+    type Sequence;
 
     /// Short name recorded in reports, e.g. `cpu`.
     fn name(&self) -> &'static str;
@@ -91,12 +94,17 @@ pub trait Backend {
     /// rotating adjacent pairs `(2i, 2i + 1)` as GGUF llama checkpoints expect.
     fn rope(&self, x: &Self::Tensor, offset: usize, base: f32) -> Result<Self::Tensor>;
 
-    /// Appends `new` (`[b, h, t, d]`) to `cache` along the sequence dimension.
+    /// Appends `new` (`[b, h, t, d]`) to `cache` along the sequence dimension. The cache
+    /// is taken by value, so a backend may extend it in place.
     fn append_sequence(
         &self,
-        cache: Option<&Self::Tensor>,
+        cache: Option<Self::Sequence>,
         new: &Self::Tensor,
-    ) -> Result<Self::Tensor>;
+    ) -> Result<Self::Sequence>;
+
+    /// The positions held in `sequence`, `[b, h, t, d]`, for [`Backend::attention`]: a
+    /// view where the backend can make one, not a copy.
+    fn sequence_tensor(&self, sequence: &Self::Sequence) -> Result<Self::Tensor>;
 
     /// Scaled dot-product attention `softmax(q k^T / sqrt(d) + mask) v`.
     ///

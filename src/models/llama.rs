@@ -47,7 +47,7 @@ struct Block<B: Backend> {
 
 /// Keys and values of every layer for the positions processed so far.
 pub struct KvCache<B: Backend> {
-    layers: Vec<Option<(B::Tensor, B::Tensor)>>,
+    layers: Vec<Option<(B::Sequence, B::Sequence)>>,
     length: usize,
 }
 
@@ -352,15 +352,16 @@ impl<B: Backend> CausalLm<B> {
             let q = backend.rope(&q, offset, self.config.rope_base)?;
             let k = backend.rope(&k, offset, self.config.rope_base)?;
 
-            let (k, v) = match layer_cache.take() {
-                Some((cached_k, cached_v)) => (
-                    backend.append_sequence(Some(&cached_k), &k)?,
-                    backend.append_sequence(Some(&cached_v), &v)?,
-                ),
-                None => (k, v),
-            };
-            let context = backend.merge_heads(&backend.attention(&q, &k, &v, &mask)?)?;
-            *layer_cache = Some((k, v));
+            let (cached_k, cached_v) = layer_cache.take().unzip();
+            let keys = backend.append_sequence(cached_k, &k)?;
+            let values = backend.append_sequence(cached_v, &v)?;
+            let context = backend.merge_heads(&backend.attention(
+                &q,
+                &backend.sequence_tensor(&keys)?,
+                &backend.sequence_tensor(&values)?,
+                &mask,
+            )?)?;
+            *layer_cache = Some((keys, values));
             hidden = backend.add(
                 &hidden,
                 &backend.linear(&context, &block.attention_output, None)?,

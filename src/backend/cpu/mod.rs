@@ -1,5 +1,13 @@
 //! The CPU backend: candle-core tensors, in the browser (wasm32, SIMD128) and natively.
 
+mod fused;
+// Native builds use it only in tests; the page packs every dense weight.
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+mod packed;
+mod parallel;
 mod quantized;
 
 pub use quantized::{BlockFormat, QuantizedMatrix};
@@ -7,7 +15,7 @@ pub use quantized::{BlockFormat, QuantizedMatrix};
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Storage, Tensor, D};
 
 use super::{AttentionMask, Backend};
 use crate::error::Result;
@@ -17,6 +25,8 @@ use crate::error::Result;
 /// other block formats use candle's quantized matmul.
 pub enum CpuWeight {
     Dense(Tensor),
+    /// Dense f32 in panels for the page's SIMD kernel (wasm only).
+    Packed(packed::PackedMatrix),
     Blocks(QuantizedMatrix),
     Quantized {
         matmul: QMatMul,
@@ -45,52 +55,75 @@ impl CpuBackend {
     }
 }
 
-fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let exp = x.broadcast_sub(&max)?.exp()?;
-    let sum = exp.sum_keepdim(D::Minus1)?;
-    exp.broadcast_div(&sum)
+/// Calls `f` with the f32 values of `tensor` in row-major order, without a copy when
+/// the tensor is already contiguous.
+fn with_values<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let tensor = tensor.to_dtype(DType::F32)?.contiguous()?;
+    let (storage, layout) = tensor.storage_and_layout();
+    let Storage::Cpu(storage) = &*storage else {
+        return Err(candle_core::Error::Msg(format!(
+            "the CPU backend was given a tensor on {:?}",
+            tensor.device()
+        ))
+        .into());
+    };
+    let values = storage.as_slice::<f32>()?;
+    let (start, end) = layout
+        .contiguous_offsets()
+        .expect("a contiguous tensor has contiguous offsets");
+    Ok(f(&values[start..end]))
 }
 
-/// Builds the additive mask for scores laid out `[b, hkv, group * tq, tk]`, where row
-/// `r * tq + j` is query position `j` of the `r`-th query head sharing a key head.
-fn build_mask(
-    mask: &AttentionMask,
-    batch: usize,
-    group: usize,
-    tq: usize,
-    tk: usize,
-) -> Result<Tensor> {
-    match mask {
-        AttentionMask::Causal { offset } => {
-            let mut values = vec![0f32; group * tq * tk];
-            for row in 0..group * tq {
-                let query_position = offset + row % tq;
-                for key in (query_position + 1).min(tk)..tk {
-                    values[row * tk + key] = f32::NEG_INFINITY;
-                }
-            }
-            Ok(Tensor::from_vec(
-                values,
-                (1, 1, group * tq, tk),
-                &Device::Cpu,
-            )?)
-        }
-        AttentionMask::Padding { lengths } => {
-            let mut values = vec![0f32; batch * tk];
-            for (row, &length) in lengths.iter().enumerate() {
-                for key in length.min(tk)..tk {
-                    values[row * tk + key] = f32::NEG_INFINITY;
-                }
-            }
-            Ok(Tensor::from_vec(values, (batch, 1, 1, tk), &Device::Cpu)?)
-        }
-    }
+/// The number of elements from one head to the next of a `[b, h, t, d]` f32 CPU tensor
+/// whose rows of `d` are contiguous and whose heads are evenly spaced, as in a
+/// [`CpuSequence`] view; `None` for other layouts.
+fn head_stride(tensor: &Tensor) -> Option<usize> {
+    let (batch, heads, seq, head_dim) = tensor.dims4().ok()?;
+    let (storage, layout) = tensor.storage_and_layout();
+    let stride = layout.stride();
+    let evenly_spaced = stride[3] == 1
+        && (seq == 1 || stride[2] == head_dim)
+        && (batch == 1 || stride[0] == heads * stride[1])
+        && stride[1] >= seq * head_dim;
+    let f32_on_cpu =
+        matches!(&*storage, Storage::Cpu(storage) if storage.as_slice::<f32>().is_ok());
+    (evenly_spaced && f32_on_cpu && batch * heads > 0).then_some(stride[1])
+}
+
+/// Calls `f` with the values of a tensor for which [`head_stride`] is `Some(stride)`,
+/// from its first element to the end of its last head.
+fn with_head_rows<R>(tensor: &Tensor, stride: usize, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (batch, heads, seq, head_dim) = tensor.dims4()?;
+    let (storage, layout) = tensor.storage_and_layout();
+    let Storage::Cpu(storage) = &*storage else {
+        return Err(
+            candle_core::Error::Msg("the CPU backend was given a GPU tensor".into()).into(),
+        );
+    };
+    let start = layout.start_offset();
+    let len = (batch * heads - 1) * stride + seq * head_dim;
+    Ok(f(&storage.as_slice::<f32>()?[start..start + len]))
+}
+
+/// Positions added to a KV cache's room each time it fills up.
+const SEQUENCE_GROWTH: usize = 128;
+
+/// A KV cache with room to grow: `buffer` is `[b, h, capacity, d]` and its first `length`
+/// positions are filled. [`Backend::append_sequence`] writes new positions into the
+/// room, and copies the cache only when the room runs out.
+pub struct CpuSequence {
+    buffer: Tensor,
+    length: usize,
+}
+
+fn cpu_tensor(values: Vec<f32>, dims: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, dims, &Device::Cpu)?)
 }
 
 impl Backend for CpuBackend {
     type Tensor = Tensor;
     type Weight = CpuWeight;
+    type Sequence = CpuSequence;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -101,7 +134,14 @@ impl Backend for CpuBackend {
     }
 
     fn upload_weight(&self, host: &Tensor) -> Result<CpuWeight> {
-        Ok(CpuWeight::Dense(host.to_dtype(DType::F32)?.contiguous()?))
+        let dense = host.to_dtype(DType::F32)?.contiguous()?;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if let Ok((n, k)) = dense.dims2() {
+            if let Some(matrix) = with_values(&dense, |w| packed::PackedMatrix::pack(w, n, k))? {
+                return Ok(CpuWeight::Packed(matrix));
+            }
+        }
+        Ok(CpuWeight::Dense(dense))
     }
 
     fn upload_quantized(&self, host: QTensor) -> Result<CpuWeight> {
@@ -131,6 +171,17 @@ impl Backend for CpuBackend {
         let ids_tensor = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
         let rows = match table {
             CpuWeight::Dense(weights) => weights.index_select(&ids_tensor, 0)?,
+            CpuWeight::Packed(matrix) => {
+                let (n, _) = matrix.dims();
+                if let Some(&id) = ids.iter().find(|&&id| id as usize >= n) {
+                    return Err(candle_core::Error::Msg(format!(
+                        "row {id} is beyond the {n} rows of the embedding table"
+                    ))
+                    .into());
+                }
+                let values = ids.iter().flat_map(|&id| matrix.row(id as usize)).collect();
+                Tensor::from_vec(values, (ids.len(), matrix.dims().1), &Device::Cpu)?
+            }
             CpuWeight::Quantized { table, .. } => {
                 table.embedding(&ids_tensor)?.to_dtype(DType::F32)?
             }
@@ -146,7 +197,32 @@ impl Backend for CpuBackend {
 
     fn linear(&self, x: &Tensor, w: &CpuWeight, bias: Option<&Tensor>) -> Result<Tensor> {
         let y = match w {
-            CpuWeight::Dense(weights) => x.broadcast_matmul(&weights.t()?)?,
+            CpuWeight::Dense(weights) => {
+                let mut dims = x.dims().to_vec();
+                let (n, k) = weights.dims2()?;
+                let rows = x.elem_count() / k.max(1);
+                let values = with_values(x, |x| {
+                    with_values(weights, |w| match bias {
+                        Some(bias) => with_values(bias, |b| fused::linear(x, rows, w, n, Some(b))),
+                        None => Ok(fused::linear(x, rows, w, n, None)),
+                    })
+                })???;
+                dims.pop();
+                dims.push(n);
+                return cpu_tensor(values, &dims);
+            }
+            CpuWeight::Packed(matrix) => {
+                let mut dims = x.dims().to_vec();
+                let (n, k) = matrix.dims();
+                let rows = x.elem_count() / k.max(1);
+                let values = with_values(x, |x| match bias {
+                    Some(bias) => with_values(bias, |b| matrix.linear(x, rows, Some(b))),
+                    None => Ok(matrix.linear(x, rows, None)),
+                })??;
+                dims.pop();
+                dims.push(n);
+                return cpu_tensor(values, &dims);
+            }
             CpuWeight::Quantized { matmul, .. } => matmul.forward(x)?,
             CpuWeight::Blocks(matrix) => {
                 let mut dims = x.dims().to_vec();
@@ -168,25 +244,30 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normalized = centered.broadcast_div(&(variance + eps)?.sqrt()?)?;
-        Ok(normalized.broadcast_mul(gamma)?.broadcast_add(beta)?)
+        let values = with_values(x, |x| {
+            with_values(gamma, |gamma| {
+                with_values(beta, |beta| fused::layer_norm(x, gamma, beta, eps as f32))
+            })
+        })???;
+        cpu_tensor(values, x.dims())
     }
 
     fn rms_norm(&self, x: &Tensor, gamma: &Tensor, eps: f64) -> Result<Tensor> {
-        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normalized = x.broadcast_div(&(mean_square + eps)?.sqrt()?)?;
-        Ok(normalized.broadcast_mul(gamma)?)
+        let values = with_values(x, |x| {
+            with_values(gamma, |gamma| fused::rms_norm(x, gamma, eps as f32))
+        })??;
+        cpu_tensor(values, x.dims())
     }
 
     fn gelu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.gelu_erf()?)
+        let mut values = with_values(x, <[f32]>::to_vec)?;
+        fused::gelu_erf(&mut values);
+        cpu_tensor(values, x.dims())
     }
 
     fn silu_mul(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-        Ok((gate.silu()? * up)?)
+        let values = with_values(gate, |gate| with_values(up, |up| fused::silu_mul(gate, up)))??;
+        cpu_tensor(values, gate.dims())
     }
 
     fn split_heads(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
@@ -226,11 +307,45 @@ impl Backend for CpuBackend {
         )?)
     }
 
-    fn append_sequence(&self, cache: Option<&Tensor>, new: &Tensor) -> Result<Tensor> {
-        Ok(match cache {
-            Some(cache) => Tensor::cat(&[cache, new], 2)?,
-            None => new.clone(),
+    fn append_sequence(&self, cache: Option<CpuSequence>, new: &Tensor) -> Result<CpuSequence> {
+        let new = new.to_dtype(DType::F32)?.contiguous()?;
+        let (batch, heads, added, head_dim) = new.dims4()?;
+        let (buffer, length) = match cache {
+            Some(cache) => {
+                let (b, h, capacity, d) = cache.buffer.dims4()?;
+                if (b, h, d) != (batch, heads, head_dim) {
+                    return Err(candle_core::Error::Msg(format!(
+                        "cannot append positions of shape {:?} to a cache of shape {:?}",
+                        new.dims(),
+                        cache.buffer.dims()
+                    ))
+                    .into());
+                }
+                if cache.length + added <= capacity {
+                    cache.buffer.slice_set(&new, 2, cache.length)?;
+                    return Ok(CpuSequence {
+                        length: cache.length + added,
+                        buffer: cache.buffer,
+                    });
+                }
+                (Some(cache.buffer), cache.length)
+            }
+            None => (None, 0),
+        };
+        let capacity = (length + added).next_multiple_of(SEQUENCE_GROWTH);
+        let grown = Tensor::zeros((batch, heads, capacity, head_dim), DType::F32, &Device::Cpu)?;
+        if let Some(buffer) = buffer {
+            grown.slice_set(&buffer, 2, 0)?;
+        }
+        grown.slice_set(&new, 2, length)?;
+        Ok(CpuSequence {
+            buffer: grown,
+            length: length + added,
         })
+    }
+
+    fn sequence_tensor(&self, sequence: &CpuSequence) -> Result<Tensor> {
+        Ok(sequence.buffer.narrow(2, 0, sequence.length)?)
     }
 
     fn attention(
@@ -242,17 +357,40 @@ impl Backend for CpuBackend {
     ) -> Result<Tensor> {
         let (batch, query_heads, tq, head_dim) = q.dims4()?;
         let (_, kv_heads, tk, _) = k.dims4()?;
-        let group = query_heads / kv_heads;
-
+        if batch * kv_heads == 0 {
+            return Ok(q.zeros_like()?);
+        }
         // Grouped-query attention without copying the cache: the query heads that share
-        // a key head are stacked along the sequence dimension.
-        let q = q.reshape((batch, kv_heads, group * tq, head_dim))?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
-        let scores = scores.broadcast_add(&build_mask(mask, batch, group, tq, tk)?)?;
-        let probabilities = softmax_last_dim(&scores)?;
-        let context = probabilities.matmul(v)?;
-        Ok(context.reshape((batch, query_heads, tq, head_dim))?)
+        // a key head are one block of rows.
+        let mut shape = fused::AttentionShape {
+            batch,
+            kv_heads,
+            group: query_heads / kv_heads,
+            tq,
+            tk,
+            head_dim,
+            kv_stride: tk * head_dim,
+        };
+        let visible = match mask {
+            AttentionMask::Padding { lengths } => fused::Visible::Prefix { lengths },
+            AttentionMask::Causal { offset } => fused::Visible::Causal { offset: *offset },
+        };
+        let (k, v) = match (head_stride(k), head_stride(v)) {
+            (Some(k_stride), Some(v_stride)) if k_stride == v_stride => (k.clone(), v.clone()),
+            _ => (
+                k.to_dtype(DType::F32)?.contiguous()?,
+                v.to_dtype(DType::F32)?.contiguous()?,
+            ),
+        };
+        shape.kv_stride = head_stride(&k).unwrap_or(tk * head_dim);
+        let values = with_values(q, |q| {
+            with_head_rows(&k, shape.kv_stride, |k| {
+                with_head_rows(&v, shape.kv_stride, |v| {
+                    fused::attention(q, k, v, shape, &visible)
+                })
+            })
+        })???;
+        cpu_tensor(values, q.dims())
     }
 
     fn mean_pool(&self, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {

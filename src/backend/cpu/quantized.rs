@@ -35,11 +35,10 @@ impl BlockFormat {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-mod parallel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 
-use parallel::{for_each_chunk, rows_per_task};
+use super::parallel::{for_each_chunk, rows_per_task};
 
 fn read_f16(bytes: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()

@@ -625,6 +625,7 @@ fn n32(value: usize) -> u32 {
 impl Backend for GpuBackend {
     type Tensor = GpuTensor;
     type Weight = GpuWeight;
+    type Sequence = GpuTensor;
 
     fn name(&self) -> &'static str {
         "webgpu"
@@ -872,7 +873,7 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn append_sequence(&self, cache: Option<&GpuTensor>, new: &GpuTensor) -> Result<GpuTensor> {
+    fn append_sequence(&self, cache: Option<GpuTensor>, new: &GpuTensor) -> Result<GpuTensor> {
         let Some(cache) = cache else {
             return Ok(new.clone());
         };
@@ -890,6 +891,10 @@ impl Backend for GpuBackend {
             n,
         )?;
         Ok(out)
+    }
+
+    fn sequence_tensor(&self, sequence: &GpuTensor) -> Result<GpuTensor> {
+        Ok(sequence.clone())
     }
 
     fn attention(
