@@ -75,18 +75,36 @@ ensure_software_vulkan() {
 
 LLAMA_VENV=.cache/venv-llama
 LLAMA_CPP_PYTHON=0.3.36
+# Without LLAMA_USE_PREBUILT_UI=OFF the build tries to download a web UI.
+LLAMA_CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+if [ "$(uname -m)" = x86_64 ]; then
+    # ggml built for the machine's CPU uses AMX tiles where the CPU has them, and its
+    # AMX matrix product crashes (SIGSEGV in ggml_backend_amx_mul_mat) on Q4_1 models
+    # in a virtual machine with Xeon AMX. GCC lets these flags win over -march=native.
+    LLAMA_CMAKE_ARGS+=" -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'"
+    LLAMA_CMAKE_ARGS+=" -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'"
+fi
+# Built wheels are kept outside the checkout, one folder per version and build
+# options, so a fresh clone reuses them and a change of options builds again.
+LLAMA_WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/seedling/llama-cpp-python-$LLAMA_CPP_PYTHON-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
 
 # llama.cpp's OpenAI-compatible server from PyPI, the hosted-LLM tests' real server.
 ensure_llama_server() {
-    if [ -x "$LLAMA_VENV/bin/python" ] &&
+    if [ -x "$LLAMA_VENV/bin/python" ] && [ "$(cat "$LLAMA_VENV/seedling-wheels" 2>/dev/null)" = "$LLAMA_WHEELS" ] &&
         "$LLAMA_VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_PYTHON')" 2>/dev/null; then
         return 0
     fi
-    log "building llama-cpp-python[server]==$LLAMA_CPP_PYTHON (about 10 minutes on 2 cores; pip caches the wheel)"
+    rm -rf "$LLAMA_VENV"
     python3 -m venv "$LLAMA_VENV"
-    # Without LLAMA_USE_PREBUILT_UI=OFF the build tries to download a web UI.
-    CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
-        CMAKE_BUILD_PARALLEL_LEVEL=2 "$LLAMA_VENV/bin/pip" install -q "llama-cpp-python[server]==$LLAMA_CPP_PYTHON"
+    if ! ls "$LLAMA_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        log "building llama-cpp-python==$LLAMA_CPP_PYTHON (about 10 minutes on 2 cores) into $LLAMA_WHEELS"
+        # pip's own wheel cache ignores CMAKE_ARGS, so it is bypassed here.
+        CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL=2 "$LLAMA_VENV/bin/pip" wheel -q \
+            --no-deps --no-cache-dir -w "$LLAMA_WHEELS" "llama-cpp-python==$LLAMA_CPP_PYTHON"
+    fi
+    "$LLAMA_VENV/bin/pip" install -q --find-links "$LLAMA_WHEELS" --only-binary llama-cpp-python \
+        "llama-cpp-python[server]==$LLAMA_CPP_PYTHON"
+    echo "$LLAMA_WHEELS" >"$LLAMA_VENV/seedling-wheels"
 }
 
 # Starts llama.cpp's server on a free loopback port with the default SmolLM2 GGUF;
