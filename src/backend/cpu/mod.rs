@@ -116,6 +116,20 @@ pub struct CpuSequence {
     length: usize,
 }
 
+/// Returns an error naming `operation` unless `x`'s last dimension is `expected`. The
+/// fused kernels assert their shapes, so a model file whose shapes disagree fails here
+/// instead of panicking.
+fn expect_last_dim(x: &Tensor, expected: usize, operation: &str) -> Result<()> {
+    if x.dims().last() == Some(&expected) {
+        return Ok(());
+    }
+    Err(candle_core::Error::Msg(format!(
+        "{operation}: an input of shape {:?} does not end in {expected}",
+        x.dims()
+    ))
+    .into())
+}
+
 fn cpu_tensor(values: Vec<f32>, dims: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, dims, &Device::Cpu)?)
 }
@@ -200,6 +214,10 @@ impl Backend for CpuBackend {
             CpuWeight::Dense(weights) => {
                 let mut dims = x.dims().to_vec();
                 let (n, k) = weights.dims2()?;
+                expect_last_dim(x, k, "linear")?;
+                if let Some(bias) = bias {
+                    expect_last_dim(&bias.flatten_all()?, n, "linear bias")?;
+                }
                 let rows = x.elem_count() / k.max(1);
                 let values = with_values(x, |x| {
                     with_values(weights, |w| match bias {
@@ -214,6 +232,10 @@ impl Backend for CpuBackend {
             CpuWeight::Packed(matrix) => {
                 let mut dims = x.dims().to_vec();
                 let (n, k) = matrix.dims();
+                expect_last_dim(x, k, "linear")?;
+                if let Some(bias) = bias {
+                    expect_last_dim(&bias.flatten_all()?, n, "linear bias")?;
+                }
                 let rows = x.elem_count() / k.max(1);
                 let values = with_values(x, |x| match bias {
                     Some(bias) => with_values(bias, |b| matrix.linear(x, rows, Some(b))),
@@ -244,6 +266,8 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+        expect_last_dim(x, gamma.elem_count(), "layer norm")?;
+        expect_last_dim(&beta.flatten_all()?, gamma.elem_count(), "layer norm bias")?;
         let values = with_values(x, |x| {
             with_values(gamma, |gamma| {
                 with_values(beta, |beta| fused::layer_norm(x, gamma, beta, eps as f32))
@@ -253,6 +277,7 @@ impl Backend for CpuBackend {
     }
 
     fn rms_norm(&self, x: &Tensor, gamma: &Tensor, eps: f64) -> Result<Tensor> {
+        expect_last_dim(x, gamma.elem_count(), "RMS norm")?;
         let values = with_values(x, |x| {
             with_values(gamma, |gamma| fused::rms_norm(x, gamma, eps as f32))
         })??;
@@ -266,6 +291,14 @@ impl Backend for CpuBackend {
     }
 
     fn silu_mul(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        if gate.dims() != up.dims() {
+            return Err(candle_core::Error::Msg(format!(
+                "silu_mul: gate {:?} and up {:?} differ in shape",
+                gate.dims(),
+                up.dims()
+            ))
+            .into());
+        }
         let values = with_values(gate, |gate| with_values(up, |up| fused::silu_mul(gate, up)))??;
         cpu_tensor(values, gate.dims())
     }
@@ -422,5 +455,26 @@ impl Backend for CpuBackend {
 
     async fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
         Ok(x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatched_shapes_return_errors() {
+        let backend = CpuBackend::new();
+        let x = Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap();
+        let four = Tensor::ones(4, DType::F32, &Device::Cpu).unwrap();
+        let weight = backend
+            .upload_weight(&Tensor::ones((8, 4), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+
+        let linear = backend.linear(&x, &weight, None).err().expect("linear");
+        assert!(linear.to_string().contains("does not end in 4"), "{linear}");
+        assert!(backend.layer_norm(&x, &four, &four, 1e-5).is_err());
+        assert!(backend.rms_norm(&x, &four, 1e-5).is_err());
+        assert!(backend.silu_mul(&x, &four).is_err());
     }
 }

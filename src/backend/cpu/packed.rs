@@ -8,8 +8,8 @@
 //! panel `k × 8` with the 8 features of one input position side by side, so the kernel
 //! reads them in order. The kernel keeps a 4 × 8 block of outputs in 8 registers and
 //! takes one input position at a time: two loads of weights, four broadcasts of
-//! activations, eight multiplications and eight additions. In Node's V8 on an AMD EPYC
-//! core, MiniLM's products ran 1.3 to 1.4 times as fast as with gemm, and blocks of 5 or
+//! activations, eight multiplications and eight additions. In Node's V8 on a 2-core Intel Xeon
+//! virtual machine, MiniLM's products ran 1.3 to 1.4 times as fast as with gemm, and blocks of 5 or
 //! 6 rows were slower than 4 (more accumulators than the registers hold).
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
