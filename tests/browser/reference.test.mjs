@@ -59,10 +59,8 @@ test('SmolLM2 greedy output in wasm matches llama.cpp', { timeout: 600_000 }, as
     assert.deepEqual(generation.token_ids.slice(0, nearTie), item.generated_ids.slice(0, nearTie), `prompt ${JSON.stringify(item.messages[0].content)}`);
     if (JSON.stringify(generation.token_ids) === JSON.stringify(item.generated_ids)) identical += 1;
   }
-  // Every departure above comes after one of llama.cpp's own near-ties. The wasm build
-  // has no fused multiply-add, so its attention products round differently from
-  // llama.cpp's FMA kernels and it parts at more of those ties than the native build,
-  // which keeps a floor of 3.
+  // Each departure above follows a llama.cpp near-tie. Without fused multiply-add, the
+  // wasm build parts at more of those ties than the native build, whose floor is 3.
   assert.ok(identical >= 2, `only ${identical} of 5 prompts gave all 16 tokens identical`);
 });
 
