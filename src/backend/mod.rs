@@ -102,8 +102,8 @@ pub trait Backend {
         new: &Self::Tensor,
     ) -> Result<Self::Sequence>;
 
-    /// The positions held in `sequence`, `[b, h, t, d]`, for [`Backend::attention`]: a
-    /// view where the backend can make one, not a copy.
+    /// Returns the positions in `sequence` as a `[b, h, t, d]` tensor for
+    /// [`Backend::attention`]. The tensor is a view where the backend can make one.
     fn sequence_tensor(&self, sequence: &Self::Sequence) -> Result<Self::Tensor>;
 
     /// Scaled dot-product attention `softmax(q k^T / sqrt(d) + mask) v`.

@@ -20,7 +20,7 @@ const QUERY_BLOCK: usize = 64;
 #[cfg(not(target_arch = "wasm32"))]
 const MIN_PARALLEL_WORK: usize = 1 << 17;
 
-/// The threads that gemm may use for a product of `work` multiply-adds.
+/// Returns the threads that gemm may use for a product of `work` multiply-adds.
 fn parallelism(work: usize) -> Parallelism {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -157,7 +157,7 @@ mod lanes {
     pub fn map(values: &mut [f32], vector: impl Fn(v128) -> v128, scalar: impl Fn(f32) -> f32) {
         let mut groups = values.chunks_exact_mut(4);
         for group in &mut groups {
-            // SAFETY: `group` holds four f32, which v128 loads and stores unaligned.
+            // SAFETY: `group` is four f32, which v128 loads and stores unaligned.
             unsafe {
                 let pointer = group.as_mut_ptr() as *mut v128;
                 v128_store(pointer, vector(v128_load(pointer)));
@@ -168,7 +168,7 @@ mod lanes {
         }
     }
 
-    /// The lanes of [`super::exp`].
+    /// Computes [`super::exp`] in each lane.
     #[inline(always)]
     pub fn exp(x: v128) -> v128 {
         // pmin and pmax keep a NaN in x, as `f32::clamp` does.
@@ -199,7 +199,7 @@ mod lanes {
         f32x4_mul(e_r, two_n)
     }
 
-    /// The lanes of [`super::erf`].
+    /// Computes [`super::erf`] in each lane.
     #[inline(always)]
     pub fn erf(x: v128) -> v128 {
         let a = f32x4_abs(x);
@@ -218,7 +218,7 @@ mod lanes {
         v128_bitselect(x, magnitude, u32x4_splat(0x8000_0000))
     }
 
-    /// The lanes of [`super::gelu_one`].
+    /// Computes [`super::gelu_one`] in each lane.
     #[inline(always)]
     pub fn gelu(x: v128) -> v128 {
         let half_x = f32x4_mul(splat(0.5), x);
@@ -278,8 +278,8 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     out
 }
 
-/// The largest value, in eight lanes, comparing rather than calling `f32::max` (a
-/// library call in wasm).
+/// Returns the largest value, found in eight lanes with comparisons, because `f32::max`
+/// is a library call in wasm.
 fn maximum(values: &[f32]) -> f32 {
     let pick = |a: f32, b: f32| if b > a { b } else { a };
     let mut lanes = [f32::NEG_INFINITY; 8];
@@ -296,7 +296,7 @@ fn maximum(values: &[f32]) -> f32 {
     lanes.iter().fold(tail, |a, &b| pick(a, b))
 }
 
-/// A sum in eight lanes, which LLVM keeps in two SIMD registers.
+/// Sums in eight lanes, which LLVM keeps in two SIMD registers.
 fn sum(values: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let mut chunks = values.chunks_exact(8);
@@ -353,21 +353,21 @@ pub struct AttentionShape {
     pub kv_stride: usize,
 }
 
-/// Which keys a query row may see.
+/// The keys that each query row attends to.
 pub enum Visible<'a> {
-    /// Row `i` of the batch sees its first `lengths[i]` keys.
+    /// Row `i` of the batch attends to its first `lengths[i]` keys.
     Prefix { lengths: &'a [usize] },
-    /// Query `j` sees keys `0..=offset + j`.
+    /// Query `j` attends to keys `0..=offset + j`.
     Causal { offset: usize },
 }
 
-/// `softmax(q k^T / sqrt(d) + mask) v`, giving `[batch, kv_heads * group, tq, d]`.
+/// Computes `softmax(q k^T / sqrt(d) + mask) v`, giving `[batch, kv_heads * group, tq, d]`.
 ///
-/// Each query head's rows are one block of the output; the heads that share a key head
-/// are taken together, so a key head is read once for its group. Scores are computed
-/// for `QUERY_BLOCK` rows at a time, only over the keys some row of the block can see,
-/// and masked keys get probability 0 without an added `-inf`. A row that sees no key
-/// gives zeros. Blocks run on rayon's pool natively when the work is large enough.
+/// The query heads that share a key head form one block of rows, so each key head is
+/// read once for its group. Scores are computed `QUERY_BLOCK` rows at a time, only over
+/// the keys that some row of the block attends to. Masked keys get probability 0
+/// without an added `-inf`, and a row that attends to no key gives zeros. Natively,
+/// blocks run on rayon's pool when the work is large enough.
 pub fn attention(
     q: &[f32],
     k: &[f32],
@@ -444,11 +444,10 @@ pub fn attention(
             } else {
                 (k.as_ptr(), 1, head_dim as isize)
             };
-            // SAFETY (both calls): strides describe q's rows start..end (row-major,
-            // head_dim wide), k's first `keys` rows read as a head_dim × keys
-            // transpose (or their transposed copy), v's first `keys` rows, `scores` as
-            // (end - start) × keys and `out` as (end - start) × head_dim; all lie
-            // within the slices.
+            // SAFETY (both calls): the strides describe rows start..end of q, the first
+            // `keys` rows of k (read transposed, or their transposed copy) and of v,
+            // `scores` as (end - start) × keys and `out` as (end - start) × head_dim.
+            // Every one lies within its slice.
             unsafe {
                 gemm(
                     end - start,

@@ -74,9 +74,9 @@ fn with_values<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&values[start..end]))
 }
 
-/// The number of elements from one head to the next of a `[b, h, t, d]` f32 CPU tensor
-/// whose rows of `d` are contiguous and whose heads are evenly spaced, as in a
-/// [`CpuSequence`] view; `None` for other layouts.
+/// Returns the number of elements from one head to the next of a `[b, h, t, d]` f32 CPU
+/// tensor whose rows of `d` are contiguous and whose heads are evenly spaced, as in a
+/// [`CpuSequence`] view. Other layouts give `None`.
 fn head_stride(tensor: &Tensor) -> Option<usize> {
     let (batch, heads, seq, head_dim) = tensor.dims4().ok()?;
     let (storage, layout) = tensor.storage_and_layout();
@@ -395,27 +395,33 @@ impl Backend for CpuBackend {
         }
         // Grouped-query attention without copying the cache: the query heads that share
         // a key head are one block of rows.
-        let mut shape = fused::AttentionShape {
+        // A KV cache view is read in place when keys and values share a head stride;
+        // other layouts are copied into contiguous tensors first.
+        let (k, v, kv_stride) = match (head_stride(k), head_stride(v)) {
+            (Some(k_stride), Some(v_stride)) if k_stride == v_stride => {
+                (k.clone(), v.clone(), k_stride)
+            }
+            _ => (
+                k.to_dtype(DType::F32)?.contiguous()?,
+                v.to_dtype(DType::F32)?.contiguous()?,
+                tk * head_dim,
+            ),
+        };
+        // Grouped-query attention without copying the cache: the query heads that share
+        // a key head are one block of rows.
+        let shape = fused::AttentionShape {
             batch,
             kv_heads,
             group: query_heads / kv_heads,
             tq,
             tk,
             head_dim,
-            kv_stride: tk * head_dim,
+            kv_stride,
         };
         let visible = match mask {
             AttentionMask::Padding { lengths } => fused::Visible::Prefix { lengths },
             AttentionMask::Causal { offset } => fused::Visible::Causal { offset: *offset },
         };
-        let (k, v) = match (head_stride(k), head_stride(v)) {
-            (Some(k_stride), Some(v_stride)) if k_stride == v_stride => (k.clone(), v.clone()),
-            _ => (
-                k.to_dtype(DType::F32)?.contiguous()?,
-                v.to_dtype(DType::F32)?.contiguous()?,
-            ),
-        };
-        shape.kv_stride = head_stride(&k).unwrap_or(tk * head_dim);
         let values = with_values(q, |q| {
             with_head_rows(&k, shape.kv_stride, |k| {
                 with_head_rows(&v, shape.kv_stride, |v| {

@@ -1,7 +1,7 @@
 //! Dense f32 weights packed once at load for wasm's 128-bit SIMD, and the product
-//! `x @ w.t() + bias` on them. The page uses it; native builds keep gemm, whose AVX
-//! kernels are faster there, and compile the same code on arrays of four f32 so that
-//! the packing and blocking are tested against gemm.
+//! `x @ w.t() + bias` on them. The page uses them. Native builds keep gemm, whose AVX
+//! kernels are faster there, and compile this code on arrays of four f32 only so that
+//! a unit test checks the packing and blocking against gemm.
 //!
 //! gemm repacks the weight matrix on every call, and its wasm kernel keeps 12
 //! accumulators. Here the weights are stored as panels of 8 output features, each
@@ -167,8 +167,8 @@ impl PackedMatrix {
                         let weights = &self.panels[(panel * k + start) * PANEL..][..depth * PANEL];
                         let x = &x[row * k + start..];
                         let out = &mut y[row * n + panel * PANEL..];
-                        // SAFETY: `x` holds `block_rows` rows of stride k from `start`,
-                        // `weights` holds `depth` positions of 8, and `out` holds
+                        // SAFETY: `x` has `block_rows` rows of stride k from `start`,
+                        // `weights` has `depth` positions of 8 values, and `out` has
                         // `block_rows` rows of stride n from the panel's first column.
                         unsafe {
                             match block_rows {
@@ -186,8 +186,8 @@ impl PackedMatrix {
     }
 }
 
-/// Where the kernel's accumulators start: the bias (or zeros) on the first pass over
-/// the input positions, the partial sums already in the output on later passes.
+/// The starting values of the kernel's accumulators: the bias (or zeros) on the first
+/// pass over the input positions, and the partial sums in the output on later passes.
 #[derive(Clone, Copy)]
 enum Initial<'a> {
     Values(&'a [f32]),
