@@ -9,8 +9,10 @@ mod fused;
 mod packed;
 mod parallel;
 mod quantized;
+mod weight_bytes;
 
 pub use quantized::{BlockFormat, QuantizedMatrix};
+pub use weight_bytes::WeightBytes;
 
 use std::sync::Arc;
 
@@ -168,12 +170,11 @@ impl Backend for CpuBackend {
             return Ok(CpuWeight::Dense(host.dequantize(&Device::Cpu)?));
         }
         if let (Some(format), Ok((rows, columns))) = (format, host.shape().dims2()) {
-            let data = host.data()?.into_owned();
             return Ok(CpuWeight::Blocks(QuantizedMatrix {
                 format,
                 rows,
                 columns,
-                data,
+                data: WeightBytes::copy_of(&host.data()?),
             }));
         }
         let table = Arc::new(host);

@@ -39,6 +39,7 @@ mod avx2;
 mod simd128;
 
 use super::parallel::{for_each_chunk, rows_per_task};
+use super::weight_bytes::WeightBytes;
 
 fn read_f16(bytes: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
@@ -385,7 +386,7 @@ pub struct QuantizedMatrix {
     pub format: BlockFormat,
     pub rows: usize,
     pub columns: usize,
-    pub data: Vec<u8>,
+    pub data: WeightBytes,
 }
 
 impl QuantizedMatrix {
@@ -772,7 +773,7 @@ mod kernel_tests {
                     format,
                     rows,
                     columns,
-                    data,
+                    data: WeightBytes::copy_of(&data),
                 };
                 let x: Vec<f32> = (0..tokens * columns).map(|_| random.float()).collect();
                 let expected = matrix.matmul_with(Kernels::SCALAR, &x, tokens);
@@ -818,7 +819,7 @@ mod tests {
             format,
             rows,
             columns,
-            data: quantized.data().unwrap().to_vec(),
+            data: WeightBytes::copy_of(&quantized.data().unwrap()),
         };
         let ours = matrix.matmul(&x, tokens);
 
@@ -872,7 +873,7 @@ mod tests {
                 format,
                 rows: 4,
                 columns: 64,
-                data: quantized.data().unwrap().to_vec(),
+                data: WeightBytes::copy_of(&quantized.data().unwrap()),
             };
             let expected = quantized
                 .dequantize(&Device::Cpu)
