@@ -75,14 +75,17 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Sets the size of the thread pools: rayon's, which the quantized matmul uses, and
-/// candle's, which reads RAYON_NUM_THREADS.
+/// Sets the threads that compute: Seedling's CPU helpers, rayon's pool and candle's,
+/// which reads RAYON_NUM_THREADS.
 fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     let Some(threads) = threads else {
-        return Ok(rayon::current_num_threads());
+        return Ok(seedling::backend::cpu::threads());
     };
     if threads == 0 {
         bail!("invalid --threads 0: give at least 1");
+    }
+    if let Err(chosen) = seedling::backend::cpu::set_threads(threads) {
+        bail!("--threads {threads} came after the CPU backend started with {chosen} threads");
     }
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()

@@ -10,28 +10,11 @@
 
 use gemm::{gemm, Parallelism};
 
-use super::parallel::for_each_chunk;
+use super::parallel::{for_each_chunk, rows_per_task};
 
 /// Query rows whose scores are computed together: 64 rows of 512 keys are 128 KiB, so
 /// a block's scores stay in the core's cache between the two products.
 const QUERY_BLOCK: usize = 64;
-
-/// Multiply-adds below which a product runs on one thread.
-#[cfg(not(target_arch = "wasm32"))]
-const MIN_PARALLEL_WORK: usize = 1 << 17;
-
-/// Returns the threads that gemm may use for a product of `work` multiply-adds.
-fn parallelism(work: usize) -> Parallelism {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let threads = rayon::current_num_threads();
-        if threads > 1 && work >= MIN_PARALLEL_WORK {
-            return Parallelism::Rayon(threads);
-        }
-    }
-    let _ = work;
-    Parallelism::None
-}
 
 /// `y = x @ w.t() + bias` for `x` of `rows × k` and `w` of `n × k`, both row-major,
 /// giving `rows × n`. The bias is written into the output first and the product
@@ -54,31 +37,38 @@ pub fn linear(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>)
     if rows == 0 || n == 0 {
         return y;
     }
-    // SAFETY: the strides describe `x` as rows × k, `w.t()` as k × n and `y` as
-    // rows × n, all within the lengths asserted above.
-    unsafe {
-        gemm(
-            rows,
-            n,
-            k,
-            y.as_mut_ptr(),
-            1,
-            n as isize,
-            bias.is_some(),
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(rows * n * k),
-        );
-    }
+    // Each task multiplies a run of x's rows into the same rows of y.
+    let rows_per_task = rows_per_task(rows, n * k);
+    for_each_chunk(&mut y, rows_per_task * n, |task, y| {
+        let first = task * rows_per_task;
+        let rows = y.len() / n;
+        let x = &x[first * k..(first + rows) * k];
+        // SAFETY: the strides describe `x` as rows × k, `w.t()` as k × n and `y` as
+        // rows × n, all within the lengths asserted above.
+        unsafe {
+            gemm(
+                rows,
+                n,
+                k,
+                y.as_mut_ptr(),
+                1,
+                n as isize,
+                bias.is_some(),
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    });
     y
 }
 

@@ -11,6 +11,8 @@ mod parallel;
 mod quantized;
 mod weight_bytes;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use parallel::{set_threads, threads};
 pub use quantized::{BlockFormat, QuantizedMatrix};
 pub use weight_bytes::WeightBytes;
 
