@@ -18,6 +18,13 @@ const MAX_BLOCK_BYTES: usize = 34;
 /// Rows whose totals advance together, one per lane of a 256-bit register.
 const ROWS_TOGETHER: usize = 8;
 
+/// How far ahead of the rows being computed their successors are prefetched into L1:
+/// the next `ROWS_TOGETHER`. A decode step reads each weight once, from memory rather
+/// than cache. On a 2-core Xeon VM, SmolLM2 decoded at 60 tokens/s on one thread and 87
+/// on two without the prefetch, and at 64 and 101 with it. Prefetching 16 or 32 rows
+/// ahead gave 60 and 97.
+const PREFETCH_ROWS: usize = ROWS_TOGETHER;
+
 // Whole groups of activation blocks are loaded, so padding must cover a group.
 const _: () = assert!(PAD_BLOCKS % GROUP == 0);
 
@@ -340,6 +347,14 @@ unsafe fn dot<const Q8_0: bool>(
     let blocks = activations.blocks;
     let mut row = 0;
     while row + ROWS_TOGETHER <= rows {
+        // Rows past this call's belong to another call, so prefetching them is
+        // harmless. Nothing past the end of `weights` is prefetched.
+        let ahead = (row + PREFETCH_ROWS) * row_bytes;
+        if ahead + ROWS_TOGETHER * row_bytes <= weights.len() {
+            for line in (0..ROWS_TOGETHER * row_bytes).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(weights.as_ptr().add(ahead + line) as *const i8);
+            }
+        }
         let mut totals = _mm256_setzero_ps();
         for index in (0..blocks).step_by(GROUP) {
             let mut terms = [_mm256_setzero_ps(); ROWS_TOGETHER];
