@@ -134,6 +134,35 @@ fn expect_last_dim(x: &Tensor, expected: usize, operation: &str) -> Result<()> {
     .into())
 }
 
+/// Returns `dims` with its last entry replaced by `last`.
+fn with_last_dim(dims: &[usize], last: usize) -> Vec<usize> {
+    let mut dims = dims.to_vec();
+    dims.pop();
+    dims.push(last);
+    dims
+}
+
+/// Computes `x @ w.t() + bias` for a dense weight of shape `(n, k)` with
+/// `product(x, rows, bias)`, after checking the shapes. The result has `x`'s shape with
+/// `n` in place of `k`.
+fn dense_product(
+    x: &Tensor,
+    (n, k): (usize, usize),
+    bias: Option<&Tensor>,
+    product: impl FnOnce(&[f32], usize, Option<&[f32]>) -> Vec<f32>,
+) -> Result<Tensor> {
+    expect_last_dim(x, k, "linear")?;
+    if let Some(bias) = bias {
+        expect_last_dim(&bias.flatten_all()?, n, "linear bias")?;
+    }
+    let rows = x.elem_count() / k.max(1);
+    let values = with_values(x, |x| match bias {
+        Some(bias) => with_values(bias, |bias| product(x, rows, Some(bias))),
+        None => Ok(product(x, rows, None)),
+    })??;
+    cpu_tensor(values, &with_last_dim(x.dims(), n))
+}
+
 fn cpu_tensor(values: Vec<f32>, dims: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, dims, &Device::Cpu)?)
 }
@@ -215,47 +244,24 @@ impl Backend for CpuBackend {
     fn linear(&self, x: &Tensor, w: &CpuWeight, bias: Option<&Tensor>) -> Result<Tensor> {
         let y = match w {
             CpuWeight::Dense(weights) => {
-                let mut dims = x.dims().to_vec();
                 let (n, k) = weights.dims2()?;
-                expect_last_dim(x, k, "linear")?;
-                if let Some(bias) = bias {
-                    expect_last_dim(&bias.flatten_all()?, n, "linear bias")?;
-                }
-                let rows = x.elem_count() / k.max(1);
-                let values = with_values(x, |x| {
-                    with_values(weights, |w| match bias {
-                        Some(bias) => with_values(bias, |b| fused::linear(x, rows, w, n, Some(b))),
-                        None => Ok(fused::linear(x, rows, w, n, None)),
+                return with_values(weights, |w| {
+                    dense_product(x, (n, k), bias, |x, rows, bias| {
+                        fused::linear(x, rows, w, n, bias)
                     })
-                })???;
-                dims.pop();
-                dims.push(n);
-                return cpu_tensor(values, &dims);
+                })?;
             }
             CpuWeight::Packed(matrix) => {
-                let mut dims = x.dims().to_vec();
-                let (n, k) = matrix.dims();
-                expect_last_dim(x, k, "linear")?;
-                if let Some(bias) = bias {
-                    expect_last_dim(&bias.flatten_all()?, n, "linear bias")?;
-                }
-                let rows = x.elem_count() / k.max(1);
-                let values = with_values(x, |x| match bias {
-                    Some(bias) => with_values(bias, |b| matrix.linear(x, rows, Some(b))),
-                    None => Ok(matrix.linear(x, rows, None)),
-                })??;
-                dims.pop();
-                dims.push(n);
-                return cpu_tensor(values, &dims);
+                return dense_product(x, matrix.dims(), bias, |x, rows, bias| {
+                    matrix.linear(x, rows, bias)
+                });
             }
             CpuWeight::Quantized { matmul, .. } => matmul.forward(x)?,
             CpuWeight::Blocks(matrix) => {
-                let mut dims = x.dims().to_vec();
-                let columns = dims.pop().unwrap_or(0);
-                let tokens = x.elem_count() / columns.max(1);
-                let values = x.flatten_all()?.to_vec1::<f32>()?;
-                dims.push(matrix.rows);
-                Tensor::from_vec(matrix.matmul(&values, tokens), dims, &Device::Cpu)?
+                expect_last_dim(x, matrix.columns, "linear")?;
+                let tokens = x.elem_count() / matrix.columns.max(1);
+                let values = with_values(x, |x| matrix.matmul(x, tokens))?;
+                cpu_tensor(values, &with_last_dim(x.dims(), matrix.rows))?
             }
         };
         Ok(match bias {
