@@ -85,7 +85,7 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
         bail!("invalid --threads 0: give at least 1");
     }
     if let Err(chosen) = seedling::backend::cpu::set_threads(threads) {
-        bail!("--threads {threads} came after the CPU backend started with {chosen} threads");
+        bail!("failed to set --threads {threads}: the CPU backend already runs {chosen} threads; pass --threads once, before the model loads");
     }
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()

@@ -357,7 +357,7 @@ pub enum Visible<'a> {
 /// read once for its group. Scores are computed `QUERY_BLOCK` rows at a time, only over
 /// the keys that some row of the block attends to. Masked keys get probability 0
 /// without an added `-inf`, and a row that attends to no key gives zeros. Natively,
-/// blocks run on rayon's pool when the work is large enough.
+/// blocks run on the CPU threads when the work is large enough.
 pub fn attention(
     q: &[f32],
     k: &[f32],

@@ -165,7 +165,7 @@ mod pool {
         work: Work,
     }
 
-    /// What the calling thread and the helpers share.
+    /// State shared by the calling thread and the helpers.
     struct Shared {
         /// Held by the `for_each_chunk` call that the helpers serve.
         caller: Mutex<()>,
@@ -179,7 +179,7 @@ mod pool {
     }
 
     impl Shared {
-        /// Replaces the current job and tells the helpers.
+        /// Replaces the current job. A new job raises the epoch and wakes parked helpers.
         fn publish(&self, job: Option<Job>) {
             let announce = job.is_some();
             *self.job.lock().unwrap_or_else(|error| error.into_inner()) = job;
@@ -195,7 +195,7 @@ mod pool {
             }
         }
 
-        /// A helper's loop: wait for a job, work on it, repeat.
+        /// Runs a helper: waits for a job, claims chunks of it, and repeats.
         fn serve(&self) {
             let mut seen = self.epoch.load(Ordering::SeqCst);
             loop {

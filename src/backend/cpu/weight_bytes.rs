@@ -111,9 +111,10 @@ mod huge {
             if mapped == libc::MAP_FAILED {
                 std::alloc::handle_alloc_error(
                     std::alloc::Layout::from_size_align(len, HUGE_PAGE)
-                        .expect("a region size is a multiple of the huge page size"),
+                        .expect("HUGE_PAGE is a power of two"),
                 );
             }
+
             let address = mapped as usize;
             let base = address.next_multiple_of(HUGE_PAGE);
             let head = base - address;
@@ -131,6 +132,7 @@ mod huge {
                 // 4 KiB pages and everything works the same, only slower.
                 libc::madvise(base as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
             }
+
             Region {
                 base: base as *mut u8,
                 len,
@@ -140,8 +142,8 @@ mod huge {
 
     impl Drop for Region {
         fn drop(&mut self) {
-            // SAFETY: `map` created this mapping, and every `WeightBytes` in it holds
-            // the `Arc` that is being dropped now, so none remains.
+            // SAFETY: `map` created this mapping, and every `WeightBytes` in it keeps an
+            // `Arc` to this region, so none remains once the region drops.
             unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
         }
     }
@@ -209,7 +211,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_region_is_unmapped_with_its_last_copy() {
+    fn region_unmapped_after_last_copy() {
         // A copy of exactly one region's size fills a region of its own, so copies from
         // tests running at the same time cannot land in it.
         let copy = WeightBytes::copy_of(&vec![3; super::huge::REGION_BYTES]);
