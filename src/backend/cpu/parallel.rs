@@ -22,7 +22,7 @@ pub(super) fn for_each_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize
 
 /// The pool: `threads() - 1` helper threads that work beside the calling thread.
 ///
-/// A decode step of SmolLM2 runs about 200 matmuls of 5 to 40 µs each, with a few
+/// A decode step of SmolLM2 runs about 200 matmuls, most of 5 to 40 µs each, with a few
 /// microseconds of single-threaded work between them. A helper that went to sleep
 /// between two matmuls would take longer to wake than the matmul lasts. Helpers
 /// therefore poll for `SPIN_TIME` after each job before they park, as llama.cpp's

@@ -3,7 +3,7 @@
 //! A decode step reads every weight once, about 100 MB for SmolLM2 in Q4_1. In 4 KiB
 //! pages that is 25,000 pages per token, far more than the TLB covers, so each page
 //! costs a page walk. On a 2-core Xeon VM, decoding on one thread went from about 50 to
-//! about 62 tokens/s when the weights lay in 2 MiB pages instead. A single matrix is
+//! about 60 tokens/s when the weights lay in 2 MiB pages instead. A single matrix is
 //! smaller than a huge page (576 × 576 Q4_1 is 207 KiB), so matrices are packed one
 //! after another into shared regions of `REGION_BYTES`, each aligned to a huge page and
 //! marked with `MADV_HUGEPAGE`.

@@ -22,7 +22,7 @@ const ROWS_TOGETHER: usize = 8;
 /// the next `ROWS_TOGETHER`. A decode step reads each weight once, from memory rather
 /// than cache. On a 2-core Xeon VM, SmolLM2 decoded at 60 tokens/s on one thread and 87
 /// on two without the prefetch, and at 64 and 101 with it. Prefetching 16 or 32 rows
-/// ahead gave 60 and 97.
+/// ahead gave 60–61 and 97–99.
 const PREFETCH_ROWS: usize = ROWS_TOGETHER;
 
 // Whole groups of activation blocks are loaded, so padding must cover a group.
